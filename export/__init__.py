@@ -1,0 +1,1 @@
+"""`upscale-export`: turn models into self-describing ONNX files that follow `upscale.contract`."""

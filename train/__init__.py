@@ -1,0 +1,1 @@
+"""`upscale-train`: train super-resolution CNNs with PyTorch (installed as `upscale.train`)."""

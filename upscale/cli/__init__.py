@@ -1,0 +1,1 @@
+"""The `upscale` command line: thin Typer commands over the library."""

@@ -1,0 +1,37 @@
+"""`upscale`: the root Typer app; each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from .. import __version__
+from . import dir_cmd, image_cmd, info_cmd
+
+app = typer.Typer(
+    name="upscale",
+    help="Batch image super-resolution with ONNX models (onnxruntime, CUDA when usable, else CPU).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("dir")(dir_cmd.dir_command)
+app.command("image")(image_cmd.image_command)
+app.command("info")(info_cmd.info_command)
+app.command("models")(info_cmd.models_command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"upscale {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Batch image super-resolution."""
+
+
+def main() -> None:
+    app()

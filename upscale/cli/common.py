@@ -1,0 +1,70 @@
+"""What every subcommand shares: consoles, option types, the error boundary and model loading."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ..errors import DeviceError, UpscaleError
+from ..model import UpscaleModel, load_model
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+ModelOption = Annotated[
+    str, typer.Option("--model", "-m", help="Bundled model name, 'default', or a path to an .onnx file.")
+]
+DeviceOption = Annotated[
+    str, typer.Option("--device", "-d", help="auto, cpu, cuda or cuda:N. auto uses CUDA only when it really runs.")
+]
+TileOption = Annotated[
+    int | None,
+    typer.Option("--tile", min=0, help="Tile size in input pixels; 0 = whole image; default: automatic (512)."),
+]
+ScaleOption = Annotated[
+    float | None,
+    typer.Option("--scale", "-s", min=0.01, help="Overall factor (any value); default: the model's own scale."),
+]
+BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Equal-shaped tiles run per batch.")]
+ThreadsOption = Annotated[
+    int | None, typer.Option("--threads", min=1, help="onnxruntime intra-op threads (default: all cores).")
+]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: finish cleaning up, then stop."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def error_boundary() -> Iterator[None]:
+    """Turn expected errors into one red line and an exit code: 2 for device errors, else 1."""
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    except DeviceError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    except UpscaleError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def open_model(model: str, device: str, threads: int | None, quiet: bool = False) -> UpscaleModel:
+    """Load the model and say, in one line on stderr, what runs where."""
+    loaded = load_model(model, device, threads)
+    if not quiet:
+        info = loaded.info
+        guessed = "" if info.from_metadata else " (no metadata: scale probed, default tile overlap)"
+        err.print(f"model {loaded.path.name} x{info.scale} ({info.architecture}) on {loaded.device}{guessed}")
+    return loaded

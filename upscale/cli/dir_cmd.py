@@ -1,0 +1,84 @@
+"""`upscale dir IN OUT`: upscale every image in a folder, never losing or corrupting a file."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..batch import FileResult, OutputOptions, plan_directory, run_job, summarise, write_report
+from ..engine import UpscaleOptions
+from ..images import DEFAULT_MAX_PIXELS
+from .common import (
+    BatchOption, DeviceOption, ModelOption, ScaleOption, ThreadsOption, TileOption, err, error_boundary, open_model,
+)
+from .progress import BatchProgress
+
+FORMATS = ["same", "png", "jpg", "webp", "tiff"]
+
+
+def dir_command(
+    input_dir: Annotated[Path, typer.Argument(help="Folder of images to upscale.", show_default=False)],
+    output_dir: Annotated[Path, typer.Argument(help="Folder for the results (created if needed).")],
+    model: ModelOption = "default",
+    device: DeviceOption = "auto",
+    scale: ScaleOption = None,
+    tile: TileOption = None,
+    batch_size: BatchOption = 4,
+    threads: ThreadsOption = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Include sub-folders, mirrored.")] = False,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="same, png, jpg, webp or tiff.")] = "same",
+    quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality.")] = 95,
+    png_compression: Annotated[int, typer.Option("--png-compression", min=0, max=9,
+                                                 help="PNG zlib level (0 fastest, 9 smallest).")] = 6,
+    suffix: Annotated[str, typer.Option("--suffix", help="Appended to output names, e.g. _x2.")] = "",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (default: skip).")] = False,
+    report: Annotated[Path | None, typer.Option("--report", help="Write a per-file JSON report here.")] = None,
+    max_pixels: Annotated[int, typer.Option("--max-pixels", min=1,
+                                            help="Refuse larger images (decompression bombs).")] = DEFAULT_MAX_PIXELS,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+) -> None:
+    """Upscale every image in INPUT_DIR into OUTPUT_DIR. Exit 0 if all succeeded, 1 if any failed."""
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}", param_hint="--format")
+    with error_boundary():
+        output = OutputOptions(fmt, quality, png_compression, suffix, overwrite, recursive, max_pixels)
+        jobs, results = plan_directory(input_dir, output_dir, output)
+        loaded = open_model(model, device, threads, quiet)
+        options = UpscaleOptions(scale, tile, batch_size)
+        for r in results:
+            if r.status == "failed":
+                err.print(f"[red]error:[/] {r.input}: {r.error}")
+        started = time.perf_counter()
+        interrupted = False
+        with BatchProgress(jobs, quiet) as progress:
+            try:
+                for job in jobs:
+                    progress.start(job)
+                    result = run_job(loaded, job, options, output, progress.pixels)
+                    results.append(result)
+                    progress.finished(job, result)
+            except KeyboardInterrupt:
+                interrupted = True
+        elapsed = time.perf_counter() - started
+        _finish(results, report, elapsed, quiet, interrupted, {
+            "input": str(input_dir), "output": str(output_dir), "model": str(loaded.path),
+            "device": str(loaded.device), "scale": scale or loaded.scale, "tile": tile,
+        })
+
+
+def _finish(results: list[FileResult], report: Path | None, elapsed: float, quiet: bool, interrupted: bool,
+            context: dict[str, object]) -> None:
+    counts = summarise(results)
+    context = {**context, "seconds": round(elapsed, 3), "interrupted": interrupted}
+    if report:
+        write_report(report, results, context)
+    if not quiet or interrupted:
+        line = ", ".join(f"{n} {k}" for k, n in counts.items() if n or k in ("ok", "failed"))
+        err.print(f"{'interrupted: ' if interrupted else ''}{line} in {elapsed:.1f} s")
+    if interrupted:
+        raise typer.Exit(130)
+    if counts["failed"]:
+        raise typer.Exit(1)

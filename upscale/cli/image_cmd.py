@@ -1,0 +1,61 @@
+"""`upscale image IN OUT`: one file, with the same engine and options as `upscale dir`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..batch import Job, OutputOptions, run_job
+from ..engine import UpscaleOptions
+from ..errors import UpscaleError
+from ..images import DEFAULT_MAX_PIXELS, EXTENSIONS, probe_size
+from .common import (
+    BatchOption, DeviceOption, ModelOption, ScaleOption, ThreadsOption, TileOption, err, error_boundary, open_model,
+)
+
+
+def _format_for(path: Path) -> str:
+    for fmt, extensions in EXTENSIONS.items():
+        if path.suffix.lower() in extensions:
+            return fmt
+    raise UpscaleError(f"{path}: cannot tell the output format from the extension (use .png, .jpg, .webp, .tif)")
+
+
+def image_command(
+    input_file: Annotated[Path, typer.Argument(help="Image to upscale.")],
+    output_file: Annotated[Path, typer.Argument(help="Where to write it; the extension picks the format.")],
+    model: ModelOption = "default",
+    device: DeviceOption = "auto",
+    scale: ScaleOption = None,
+    tile: TileOption = None,
+    batch_size: BatchOption = 4,
+    threads: ThreadsOption = None,
+    quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality.")] = 95,
+    png_compression: Annotated[int, typer.Option("--png-compression", min=0, max=9)] = 6,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTPUT_FILE if it exists.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+) -> None:
+    """Upscale one image file."""
+    with error_boundary():
+        if output_file.exists() and not overwrite:
+            raise UpscaleError(f"{output_file}: exists (use --overwrite to replace it)")
+        fmt = _format_for(output_file)
+        size = probe_size(input_file, DEFAULT_MAX_PIXELS)
+        loaded = open_model(model, device, threads, quiet)
+        output = OutputOptions(quality=quality, png_compression=png_compression, overwrite=True)
+        try:
+            result = run_job(loaded, Job(input_file, output_file, size, fmt), UpscaleOptions(scale, tile, batch_size),
+                             output)
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+        if result.status != "ok":
+            err.print(f"[red]error:[/] {result.input}: {result.error}")
+            raise typer.Exit(1)
+        for warning in result.warnings:
+            err.print(f"[yellow]warning:[/] {warning}")
+        if not quiet:
+            w, h = result.output_size or (0, 0)
+            err.print(f"{input_file} -> {output_file} ({w}x{h}, {result.seconds:.2f} s)")

@@ -1,0 +1,81 @@
+"""The model contract: the one place that says what an `upscale` ONNX model looks like.
+
+Every stage agrees on it: `upscale-export` writes it, `upscale` reads it, and the README repeats it.
+
+Tensors
+    * one input, NCHW, float32 (or float16), RGB, values in [0, 1], with dynamic N, H and W;
+    * one output, N x 3 x (scale*H) x (scale*W), same dtype and range (values outside [0, 1] are clipped
+      by the runner, not by the model).
+
+Metadata (ONNX ``metadata_props``, all values strings, keys prefixed with ``upscale.``)
+    scale, architecture, tile_overlap (receptive-field radius in input pixels, so tiles that overlap
+    by it join exactly), multiple_of and min_size (size needs of the input), value_range, channel_order,
+    training_data, validation (e.g. "Set5 x2 Y-PSNR 37.12 dB"), description, contract_version.
+
+A model without this metadata still runs: the runner finds the scale with a small probe and uses
+`FALLBACK_TILE_OVERLAP`, and says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+CONTRACT_VERSION = 1
+METADATA_PREFIX = "upscale."
+VALUE_RANGE = "0-1"
+CHANNEL_ORDER = "RGB"
+LAYOUT = "NCHW"
+# Overlap used for third-party models that do not state their receptive field: generous enough for
+# typical ESRGAN-like networks to join without visible seams, small enough to keep tiles cheap.
+FALLBACK_TILE_OVERLAP = 16
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a runner needs to know about a model, and where the model came from."""
+
+    scale: int
+    """Output pixels per input pixel along each axis."""
+    architecture: str = "unknown"
+    """Registry name of the network (e.g. ``srcnn``), or ``unknown`` for third-party models."""
+    tile_overlap: int = FALLBACK_TILE_OVERLAP
+    """Receptive-field radius in input pixels: tiles overlapping by this much give whole-image output."""
+    multiple_of: int = 1
+    """Input height and width must be multiples of this (the runner pads, then crops)."""
+    min_size: int = 1
+    """Smallest input height/width the model accepts (the runner pads smaller inputs)."""
+    value_range: str = VALUE_RANGE
+    channel_order: str = CHANNEL_ORDER
+    training_data: str = ""
+    """Which images trained the weights (empty for non-learned models)."""
+    validation: str = ""
+    """Measured quality, e.g. ``Set5 x2 Y-PSNR 37.12 dB``."""
+    description: str = ""
+    from_metadata: bool = True
+    """False when the model carried no metadata and the runner had to guess (probe, default overlap)."""
+
+    def __post_init__(self) -> None:
+        if self.scale < 1:
+            raise ValueError(f"scale must be >= 1, got {self.scale}")
+        if self.tile_overlap < 0 or self.multiple_of < 1 or self.min_size < 1:
+            raise ValueError("tile_overlap must be >= 0, multiple_of and min_size >= 1")
+
+    def to_metadata(self) -> dict[str, str]:
+        """The ONNX ``metadata_props`` entries that describe this model."""
+        props = {k: v for k, v in asdict(self).items() if k != "from_metadata"}
+        out = {METADATA_PREFIX + k: str(v) for k, v in props.items()}
+        out[METADATA_PREFIX + "contract_version"] = str(CONTRACT_VERSION)
+        return out
+
+    @classmethod
+    def from_metadata(cls, props: dict[str, str]) -> ModelInfo | None:
+        """Read the entries written by `to_metadata`; None when the model has none of them."""
+        ours = {k[len(METADATA_PREFIX) :]: v for k, v in props.items() if k.startswith(METADATA_PREFIX)}
+        if "scale" not in ours:
+            return None
+        kwargs: dict[str, object] = {}
+        for f in fields(cls):
+            if f.name in ours and f.name != "from_metadata":
+                raw = ours[f.name]
+                kwargs[f.name] = int(raw) if f.type in ("int", int) else raw
+        return cls(**kwargs)  # type: ignore[arg-type]

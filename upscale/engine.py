@@ -1,0 +1,108 @@
+"""Upscale one decoded picture: colour through the model, alpha alongside, any final factor.
+
+This is the library's main entry for in-memory work: `upscale_picture` for a `Picture`,
+`upscale_pil` for a Pillow image. Files and folders are handled in `batch`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+from PIL import Image
+
+from .images import Picture
+from .model import UpscaleModel
+from .tiling import from_unit_float, upscale_array
+
+
+@dataclass(frozen=True)
+class UpscaleOptions:
+    """How to run the model over an image."""
+
+    factor: float | None = None
+    """Overall scale factor; None means the model's own. Other factors run the model as many times as
+    needed, then resize with Lanczos to exactly round(W*factor) x round(H*factor)."""
+    tile: int | None = None
+    """Tile size in input pixels: 0 for the whole image, None for automatic (bounded memory)."""
+    batch_size: int = 4
+    """Tiles of equal shape run together in batches of this many."""
+
+
+def passes_needed(model_scale: int, factor: float) -> int:
+    """How many model passes reach ``factor`` (at least one; more while the model's scale falls short)."""
+    if factor <= 0:
+        raise ValueError(f"scale factor must be positive, got {factor}")
+    if model_scale <= 1:
+        return 1
+    return max(1, math.ceil(math.log(factor) / math.log(model_scale) - 1e-9))
+
+
+def resize_lanczos(planes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize an HxWxC array of any dtype with Lanczos, in float, keeping the dtype (clipped)."""
+    dtype = planes.dtype
+    peak = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(dtype, 1.0)
+    channels = []
+    for c in range(planes.shape[2]):
+        plane = Image.fromarray(planes[..., c].astype(np.float32) / np.float32(peak), "F")
+        channels.append(np.asarray(plane.resize((width, height), Image.Resampling.LANCZOS)))
+    return from_unit_float(np.stack(channels, axis=2), dtype)
+
+
+def upscale_picture(model: UpscaleModel, picture: Picture, options: UpscaleOptions = UpscaleOptions(),
+                    on_pixels: Callable[[int], None] | None = None) -> Picture:
+    """Upscale ``picture`` with ``model``; returns a new Picture with the same dtype and metadata.
+
+    Grey images run through the model as three equal channels and come back as their mean; alpha is
+    resized with Lanczos (it has no texture for the model to restore). ``on_pixels`` receives the
+    input pixels of each finished tile, for progress bars.
+    """
+    h, w = picture.pixels.shape[:2]
+    factor = options.factor or float(model.scale)
+    passes = passes_needed(model.scale, factor)
+    gray = picture.pixels.shape[2] == 1
+    colour = np.repeat(picture.pixels, 3, axis=2) if gray else picture.pixels
+    exact = factor == model.scale ** passes
+    # Between passes and before a final resize, keep 16 bits so no precision is lost on the way.
+    work_dtype = colour.dtype if exact and passes == 1 else np.uint16
+    for i in range(passes):
+        colour = upscale_array(
+            model, colour, model.scale, model.info.tile_overlap, options.tile, options.batch_size,
+            out_dtype=picture.pixels.dtype if i == passes - 1 and exact else work_dtype,
+            on_tile=on_pixels if i == 0 else None,
+        )
+    target_w, target_h = round(w * factor), round(h * factor)
+    if gray:
+        colour = np.round(colour.astype(np.float32).mean(axis=2, keepdims=True)).astype(colour.dtype)
+    if not exact:
+        colour = resize_lanczos(colour, target_w, target_h)
+        if colour.dtype != picture.pixels.dtype:
+            colour = _requantise(colour, picture.pixels.dtype)
+    alpha = picture.alpha
+    if alpha is not None:
+        alpha = resize_lanczos(alpha[..., None], target_w, target_h)[..., 0]
+    return replace(picture, pixels=colour, alpha=alpha, warnings=list(picture.warnings))
+
+
+def _requantise(planes: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if planes.dtype == np.uint16 and dtype == np.uint8:
+        return ((planes.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    return planes.astype(dtype)
+
+
+def upscale_pil(model: UpscaleModel, image: Image.Image, options: UpscaleOptions = UpscaleOptions()) -> Image.Image:
+    """Upscale a Pillow image (L, LA, RGB, RGBA or 16-bit grey); returns one of the same mode."""
+    mode = image.mode
+    if mode not in ("L", "LA", "RGB", "RGBA", "I;16"):
+        image = image.convert("RGBA" if "A" in mode or "transparency" in image.info else "RGB")
+        mode = image.mode
+    data = np.asarray(image)
+    if data.ndim == 2:
+        data = data[..., None]
+    has_alpha = mode in ("LA", "RGBA")
+    picture = Picture(data[..., :-1] if has_alpha else data, data[..., -1] if has_alpha else None)
+    out = upscale_picture(model, picture, options)
+    planes = out.pixels if out.alpha is None else np.concatenate([out.pixels, out.alpha[..., None]], axis=2)
+    return Image.fromarray(planes[..., 0] if planes.shape[2] == 1 else planes, mode)

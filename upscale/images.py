@@ -1,0 +1,270 @@
+"""Image files in and out: every Pillow-readable file becomes plain arrays plus the metadata to keep.
+
+Inside the engine an image is colour pixels (HxWx3, or HxWx1 for grey) of uint8 or uint16, an optional
+alpha plane of the same dtype, and the ICC profile and EXIF bytes to carry to the output. Bit depth
+comes from the file's mode, never from pixel values. Writes are atomic: a temporary file beside the
+target, fsync, then rename, so no reader ever sees a truncated file under the final name.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageCms, ImageFile
+
+from .deep_color import deep_color_rawmode, encode_png16, read_deep_color
+from .errors import ImageError
+
+TEMP_SUFFIX = ".upscale-tmp"
+DEFAULT_MAX_PIXELS = 200_000_000
+"""Refuse larger inputs (decompression bombs); ``--max-pixels`` changes it."""
+
+_ORIENTATION_TAG = 0x0112
+FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP", "tiff": "TIFF"}
+EXTENSIONS = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg"), "WEBP": (".webp",), "TIFF": (".tif", ".tiff"),
+              "BMP": (".bmp",)}
+"""Formats we write, with the extensions that name them (the first is the one we create)."""
+
+
+@dataclass
+class Picture:
+    """Decoded pixels and what must travel with them to the output file."""
+
+    pixels: np.ndarray
+    """HxWx3 RGB or HxWx1 grey, uint8 or uint16."""
+    alpha: np.ndarray | None = None
+    """HxW, same dtype as pixels, or None."""
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    source_format: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), as Pillow reports sizes."""
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+
+def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn an HxW[xC] array as EXIF orientation 1..8 says, so it displays upright."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: a.swapaxes(0, 1)[:, ::-1],
+        7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+        8: lambda a: a.swapaxes(0, 1)[::-1],
+    }
+    op = ops.get(orientation)
+    return np.ascontiguousarray(op(array)) if op else array
+
+
+def probe_size(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """Width and height from the header alone (for progress weights); raises ImageError."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                size = im.size
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
+        raise ImageError(path, _describe(exc)) from None
+    if size[0] * size[1] > max_pixels:
+        raise ImageError(path, f"image of {size[0]}x{size[1]} exceeds the {max_pixels:,}-pixel limit")
+    return size
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, Image.UnidentifiedImageError):
+        return "not an image, or a format Pillow cannot read"
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory"
+    text = str(exc).split("\n")[0]
+    return text if "truncated" not in text else "file is truncated"
+
+
+def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
+    """Decode ``path`` into a Picture (orientation applied); raises ImageError with the cause."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise ImageError(path, "empty file")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                w, h = im.size
+                if w * h > max_pixels:
+                    raise ImageError(path, f"image of {w}x{h} exceeds the {max_pixels:,}-pixel limit")
+                return _decode(path, im)
+    except ImageError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError) as exc:
+        raise ImageError(path, _describe(exc)) from None
+
+
+def _decode(path: Path, im: Image.Image) -> Picture:
+    notes: list[str] = []
+    frames = getattr(im, "n_frames", 1)
+    if frames > 1:
+        notes.append(f"animated image with {frames} frames: only the first frame was upscaled")
+    icc = im.info.get("icc_profile") or None
+    exif = im.getexif()
+    orientation = int(exif.get(_ORIENTATION_TAG, 1) or 1)
+    source_format = im.format
+    alpha: np.ndarray | None = None
+
+    deep = deep_color_rawmode(im)
+    if deep:
+        data = read_deep_color(path, deep)
+        pixels, alpha = (data[..., :3], data[..., 3]) if data.shape[2] == 4 else (data, None)
+    else:
+        im.load()
+        im = _normalise_mode(im, notes)
+        if im.mode == "CMYK":
+            im, icc = _cmyk_to_rgb(im, icc), None
+        data = np.asarray(im)
+        if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+            pixels = np.clip(data, 0, 65535).astype(np.uint16)[..., None]
+        elif im.mode == "L":
+            pixels = data[..., None]
+        elif im.mode == "LA":
+            pixels, alpha = data[..., :1], data[..., 1]
+        elif im.mode == "RGBA":
+            pixels, alpha = data[..., :3], data[..., 3]
+        else:
+            pixels = data
+    pixels = np.ascontiguousarray(apply_orientation(pixels, orientation))
+    if alpha is not None:
+        alpha = np.ascontiguousarray(apply_orientation(alpha, orientation))
+    if _ORIENTATION_TAG in exif:
+        exif[_ORIENTATION_TAG] = 1  # the pixels are upright now
+    return Picture(pixels, alpha, icc, exif.tobytes() if len(exif) else None, source_format, notes)
+
+
+def _normalise_mode(im: Image.Image, notes: list[str]) -> Image.Image:
+    """Bring the many Pillow modes down to L, LA, RGB, RGBA, CMYK and 16-bit grey."""
+    mode = im.mode
+    if mode == "1":
+        return im.convert("L")
+    if mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in im.info
+        return im.convert("RGBA" if has_alpha else "RGB")
+    if mode == "La":
+        return im.convert("LA")
+    if mode == "RGBa":
+        return im.convert("RGBA")
+    if mode in ("RGBX", "YCbCr", "LAB", "HSV"):
+        return im.convert("RGB")
+    if mode == "F":
+        notes.append("32-bit float image converted to 16-bit")
+        data = np.clip(np.asarray(im, dtype=np.float32), 0, 65535)
+        return Image.fromarray(data.astype(np.uint16), "I;16")
+    return im
+
+
+def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
+    """CMYK to sRGB, through the embedded CMYK profile when there is one."""
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            return ImageCms.profileToProfile(im, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError):
+            pass
+    return im.convert("RGB")
+
+
+def output_format(choice: str, source_format: str | None) -> str:
+    """Pillow format name for --format (``same`` keeps the source's format where we can write it)."""
+    if choice != "same":
+        return FORMATS[choice]
+    fmt = {"MPO": "JPEG"}.get(source_format or "", source_format or "")
+    return fmt if fmt in EXTENSIONS else "PNG"
+
+
+def _to_pillow(picture: Picture, fmt: str, notes: list[str]) -> Image.Image | bytes:
+    """A Pillow image to save, or finished PNG bytes for 16-bit colour that Pillow cannot hold."""
+    pixels, alpha = picture.pixels, picture.alpha
+    deep = pixels.dtype == np.uint16
+    gray = pixels.shape[2] == 1
+    if fmt == "JPEG" and alpha is not None:
+        notes.append("JPEG has no alpha channel: transparency dropped")
+        alpha = None
+    if deep and fmt in ("PNG", "TIFF") and not (gray and alpha is None):
+        planes = pixels if alpha is None else np.concatenate([pixels, alpha[..., None]], axis=2)
+        if fmt == "PNG":
+            return encode_png16(planes, picture.icc_profile, picture.exif)
+        return _tiff16(planes, picture.icc_profile)
+    if deep and gray and alpha is None and fmt in ("PNG", "TIFF"):
+        return Image.fromarray(pixels[..., 0], "I;16")
+    if deep:
+        notes.append(f"{fmt} holds 8 bits per channel: 16-bit precision reduced")
+        pixels = (pixels.astype(np.uint32) * 255 + 32767) // 65535
+        alpha = None if alpha is None else (alpha.astype(np.uint32) * 255 + 32767) // 65535
+        pixels = pixels.astype(np.uint8)
+        alpha = None if alpha is None else alpha.astype(np.uint8)
+    planes = pixels if alpha is None else np.concatenate([pixels, alpha[..., None]], axis=2)
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[planes.shape[2]]
+    if fmt in ("JPEG", "BMP") and mode == "LA":
+        planes, mode = planes[..., :1], "L"
+    return Image.fromarray(planes[..., 0] if mode == "L" else planes, mode)
+
+
+def _tiff16(planes: np.ndarray, icc: bytes | None) -> bytes:
+    import tifffile  # a small pure-Python dependency, imported only for this rare case
+
+    buffer = io.BytesIO()
+    photometric = "rgb" if planes.shape[2] >= 3 else "minisblack"
+    extrasamples = ["unassalpha"] if planes.shape[2] in (2, 4) else None
+    tifffile.imwrite(buffer, planes, photometric=photometric, compression="zlib",
+                     extrasamples=extrasamples, iccprofile=icc)
+    return buffer.getvalue()
+
+
+def encode(picture: Picture, fmt: str, quality: int = 95, png_compression: int = 6) -> tuple[bytes, list[str]]:
+    """The bytes of ``picture`` in Pillow format ``fmt``, and any warnings about what the format lost."""
+    notes: list[str] = []
+    image = _to_pillow(picture, fmt, notes)
+    if isinstance(image, bytes):
+        return image, notes
+    params: dict[str, object] = {}
+    if picture.icc_profile and fmt != "BMP":
+        params["icc_profile"] = picture.icc_profile
+    if picture.exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+        params["exif"] = picture.exif
+    if fmt in ("JPEG", "WEBP"):
+        params["quality"] = quality
+    if fmt == "PNG":
+        params["compress_level"] = png_compression
+    if fmt == "TIFF":
+        params["compression"] = "tiff_deflate"
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **params)
+    return buffer.getvalue(), notes
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is either absent/old or complete, never partial."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never a half-grey output

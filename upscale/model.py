@@ -1,0 +1,120 @@
+"""Load an ONNX super-resolution model once and run NCHW batches through it.
+
+The loaded model is a plain callable ``ndarray (N,3,H,W) float32 in [0,1] -> ndarray (N,3,sH,sW)``;
+tiling, image formats and batching live elsewhere. Size requirements of the model (``multiple_of``,
+``min_size``) are met here by edge padding and cropping, so generic code never special-cases a model.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .contract import ModelInfo
+from .device import Device, DeviceError, quiet_session, resolve_device
+from .errors import ModelError
+from .registry import resolve_model_path
+
+_PROBE_SIZE = (17, 23)  # odd and unequal, so a wrong guess of the scale cannot pass by accident
+
+
+def _session_options(threads: int | None) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # warnings about unused initialisers etc. are not the user's business
+    if threads:
+        options.intra_op_num_threads = threads
+    return options
+
+
+class UpscaleModel:
+    """An onnxruntime session plus the model's contract (`info`)."""
+
+    def __init__(self, path: Path, session: ort.InferenceSession, info: ModelInfo, device: Device) -> None:
+        self.path = path
+        self.session = session
+        self.info = info
+        self.device = device
+        inp = session.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_dtype = np.float16 if "float16" in inp.type else np.float32
+
+    @property
+    def scale(self) -> int:
+        return self.info.scale
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """Upscale ``batch`` (N,3,H,W) float32 in [0,1]; returns (N,3,sH,sW) float32, not clipped."""
+        n, c, h, w = batch.shape
+        ph = _padded(h, self.info.multiple_of, self.info.min_size)
+        pw = _padded(w, self.info.multiple_of, self.info.min_size)
+        if (ph, pw) != (h, w):
+            batch = np.pad(batch, ((0, 0), (0, 0), (0, ph - h), (0, pw - w)), mode="edge")
+        feed = np.ascontiguousarray(batch, dtype=self.input_dtype)
+        out = self.session.run(None, {self.input_name: feed})[0]
+        s = self.info.scale
+        return np.asarray(out[:, :, : h * s, : w * s], dtype=np.float32)
+
+
+def _padded(size: int, multiple_of: int, min_size: int) -> int:
+    return max(min_size, math.ceil(size / multiple_of) * multiple_of)
+
+
+def _probe_scale(session: ort.InferenceSession) -> int:
+    inp = session.get_inputs()[0]
+    dtype = np.float16 if "float16" in inp.type else np.float32
+    h, w = _PROBE_SIZE
+    out = session.run(None, {inp.name: np.zeros((1, 3, h, w), dtype)})[0]
+    if out.ndim != 4 or out.shape[2] % h or out.shape[3] % w or out.shape[2] // h != out.shape[3] // w:
+        raise ModelError(f"output shape {out.shape} for input (1,3,{h},{w}) is not a whole-number upscale")
+    return out.shape[2] // h
+
+
+def _check_signature(session: ort.InferenceSession, path: Path) -> None:
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ModelError(f"{path}: expected one input and one output, got {len(inputs)} and {len(outputs)}")
+    shape = inputs[0].shape
+    if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
+        raise ModelError(f"{path}: input shape {shape} is not N x 3 x H x W")
+    if "float" not in inputs[0].type:
+        raise ModelError(f"{path}: input type {inputs[0].type} is not float32/float16")
+
+
+def load_model(model: str | os.PathLike[str] = "default", device: str = "auto",
+               threads: int | None = None) -> UpscaleModel:
+    """Load a bundled model by name, or an ONNX file by path, on ``auto``/``cpu``/``cuda[:N]``.
+
+    ``auto`` uses CUDA only when a trial session really runs on it; otherwise the CPU, quietly.
+    """
+    path = resolve_model_path(model)
+    resolved, trial = resolve_device(device)
+    options = _session_options(threads)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read model: {exc.strerror or exc}") from None
+    try:
+        try:
+            session = quiet_session(data, resolved, options)
+        except DeviceError:
+            if not trial:
+                raise
+            resolved = Device("cpu")
+            session = quiet_session(data, resolved, options)
+    except DeviceError:
+        raise
+    except Exception as exc:  # onnxruntime's InvalidProtobuf/Fail have no common public base
+        raise ModelError(f"{path}: not a loadable ONNX model: {str(exc).splitlines()[0]}") from None
+    _check_signature(session, path)
+    info = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map)
+    if info is None:
+        info = ModelInfo(scale=_probe_scale(session), from_metadata=False)
+    elif info.channel_order != "RGB" or info.value_range != "0-1":
+        raise ModelError(f"{path}: unsupported convention {info.channel_order} {info.value_range}")
+    return UpscaleModel(path, session, replace(info), resolved)

@@ -1,0 +1,33 @@
+"""The models that ship inside the package, and how a --model value becomes a file path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import ModelError
+
+MODELS_DIR = Path(__file__).with_name("models")
+# The model `upscale dir` uses when none is named. Until a trained model ships, this is the
+# bicubic-interpolation ONNX model that `upscale-export --bicubic` builds (see README).
+DEFAULT_MODEL = "bicubic-x2"
+
+
+def bundled_models() -> dict[str, Path]:
+    """Name -> path of every ONNX model inside the package."""
+    return {p.stem: p for p in sorted(MODELS_DIR.glob("*.onnx"))}
+
+
+def resolve_model_path(model: str | os.PathLike[str]) -> Path:
+    """``default``, a bundled model's name, or a path to an .onnx file."""
+    name = str(model)
+    bundled = bundled_models()
+    if name == "default":
+        name = DEFAULT_MODEL
+    if name in bundled:
+        return bundled[name]
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path
+    known = ", ".join(bundled) or "none"
+    raise ModelError(f"{name}: no such model file, and not a bundled model (bundled: {known})")

@@ -1,0 +1,129 @@
+"""Tiled inference: pure geometry first, then one loop that runs equal-shaped tiles in batches.
+
+A tile is a *core* box of at most ``tile`` x ``tile`` input pixels that it owns in the output, and a
+*window* around it, ``overlap`` pixels wider on each side, that the model actually sees. When
+``overlap`` is at least the model's receptive-field radius, every owned output pixel sees exactly the
+input it would see in whole-image inference, so tiles join without seams. Windows are shifted inward
+at the image borders rather than cut, so (almost) all windows share one shape and can be batched.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+AUTO_TILE = 512
+"""Tile size used by ``tile=None``: bounded memory, and under 7% extra work for an overlap of 16."""
+
+Batch = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Span:
+    """One axis of a tile: the window [lo, hi) the model sees and the core [core_lo, core_hi) it owns."""
+
+    lo: int
+    hi: int
+    core_lo: int
+    core_hi: int
+
+
+@dataclass(frozen=True)
+class Tile:
+    rows: Span
+    cols: Span
+
+    @property
+    def window_shape(self) -> tuple[int, int]:
+        return self.rows.hi - self.rows.lo, self.cols.hi - self.cols.lo
+
+
+def axis_spans(size: int, tile: int, overlap: int) -> list[Span]:
+    """Cut one axis of ``size`` pixels into cores of ``tile`` pixels with windows of ``tile + 2*overlap``."""
+    if size < 1 or tile < 1 or overlap < 0:
+        raise ValueError(f"bad tiling: size={size} tile={tile} overlap={overlap}")
+    window = min(size, tile + 2 * overlap)
+    spans = []
+    for core_lo in range(0, size, tile):
+        core_hi = min(size, core_lo + tile)
+        lo = min(max(core_lo - overlap, 0), size - window)
+        spans.append(Span(lo, lo + window, core_lo, core_hi))
+    return spans
+
+
+def plan_tiles(height: int, width: int, tile: int | None, overlap: int) -> list[Tile]:
+    """All tiles of an image; ``tile`` of 0 means one tile for the whole image, None the automatic size."""
+    if tile is None:
+        tile = AUTO_TILE
+    rows = axis_spans(height, tile or height, overlap)
+    cols = axis_spans(width, tile or width, overlap)
+    return [Tile(r, c) for r in rows for c in cols]
+
+
+def _to_unit_float(pixels: np.ndarray) -> np.ndarray:
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) * np.float32(1 / 255)
+    if pixels.dtype == np.uint16:
+        return pixels.astype(np.float32) * np.float32(1 / 65535)
+    return pixels.astype(np.float32, copy=False)
+
+
+def from_unit_float(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Clip to [0, 1] and convert to ``dtype`` (uint8/uint16 rounded, floats kept)."""
+    values = np.clip(values, 0.0, 1.0)
+    if dtype == np.uint8:
+        return (values * 255 + 0.5).astype(np.uint8)
+    if dtype == np.uint16:
+        return (values * 65535 + 0.5).astype(np.uint16)
+    return values.astype(dtype, copy=False)
+
+
+def _batches(tiles: list[Tile], batch_size: int) -> Iterator[list[Tile]]:
+    by_shape: dict[tuple[int, int], list[Tile]] = defaultdict(list)
+    for t in tiles:
+        by_shape[t.window_shape].append(t)
+    for group in by_shape.values():
+        for i in range(0, len(group), batch_size):
+            yield group[i : i + batch_size]
+
+
+def upscale_array(
+    model: Batch,
+    pixels: np.ndarray,
+    scale: int,
+    overlap: int,
+    tile: int | None = None,
+    batch_size: int = 4,
+    out_dtype: np.dtype | None = None,
+    on_tile: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Upscale an HxWx3 image (uint8, uint16 or float in [0,1]) by ``scale`` through ``model``.
+
+    ``model`` maps (N,3,h,w) float32 to (N,3,h*scale,w*scale). The result is HsxWsx3 in ``out_dtype``
+    (default: the input's dtype), always clipped to [0, 1].
+    Input is converted to float one window at a time and output is quantised one tile at a time, so
+    peak memory is the input and output images plus a few tiles, never a float copy of either image.
+    ``on_tile`` is called with the number of input pixels each finished tile owned (for progress).
+    """
+    if pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 image, got shape {pixels.shape}")
+    h, w = pixels.shape[:2]
+    dtype = np.dtype(out_dtype or pixels.dtype)
+    out = np.empty((h * scale, w * scale, 3), dtype)
+    for group in _batches(plan_tiles(h, w, tile, overlap), batch_size):
+        windows = [pixels[t.rows.lo : t.rows.hi, t.cols.lo : t.cols.hi] for t in group]
+        batch = _to_unit_float(np.stack(windows)).transpose(0, 3, 1, 2)
+        result = model(np.ascontiguousarray(batch))
+        for t, y in zip(group, result, strict=True):
+            r0, r1 = (t.rows.core_lo - t.rows.lo) * scale, (t.rows.core_hi - t.rows.lo) * scale
+            c0, c1 = (t.cols.core_lo - t.cols.lo) * scale, (t.cols.core_hi - t.cols.lo) * scale
+            core = y[:, r0:r1, c0:c1].transpose(1, 2, 0)
+            rows = slice(t.rows.core_lo * scale, t.rows.core_hi * scale)
+            cols = slice(t.cols.core_lo * scale, t.cols.core_hi * scale)
+            out[rows, cols] = from_unit_float(core, dtype)
+            if on_tile:
+                on_tile((t.rows.core_hi - t.rows.core_lo) * (t.cols.core_hi - t.cols.core_lo))
+    return out
