@@ -19,19 +19,23 @@ from PIL import Image
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+_DEEP_RAWMODES = {f"{m};16{e}" for m in ("RGB", "RGBA", "LA") for e in "BLN"}
+
+
 def deep_color_rawmode(im: Image.Image) -> str | None:
-    """The 16-bit raw mode of an RGB/RGBA image whose samples Pillow would cut to 8 bits, else None."""
+    """The 16-bit raw mode of an image whose samples Pillow would cut to 8 bits, else None.
+
+    Covers 16-bit RGB, RGBA and grey+alpha (which Pillow opens as 8-bit RGB, RGBA and RGBA).
+    """
     if im.mode not in ("RGB", "RGBA") or len(im.tile) != 1:
         return None
     args = im.tile[0].args
     rawmode = args[0] if isinstance(args, tuple) else args
-    if isinstance(rawmode, str) and rawmode in (f"{im.mode};16B", f"{im.mode};16L", f"{im.mode};16N"):
-        return rawmode
-    return None
+    return rawmode if rawmode in _DEEP_RAWMODES else None
 
 
 def read_deep_color(path: Path, rawmode: str) -> np.ndarray:
-    """Decode a 16-bit RGB(A) PNG/TIFF as an HxWxC uint16 array, without losing the low byte."""
+    """Decode a 16-bit RGB(A)/LA PNG or TIFF as HxWxC uint16 (C = 3, 4 or 2), keeping the low byte."""
 
     def decode(variant: str) -> np.ndarray:
         with Image.open(path) as im:
@@ -43,8 +47,13 @@ def read_deep_color(path: Path, rawmode: str) -> np.ndarray:
             return np.asarray(im, dtype=np.uint8)
 
     mode = rawmode.split(";")[0]
-    first = decode(f"{mode};16B").astype(np.uint16)  # byte 0 of each sample
-    second = decode(f"{mode};16L").astype(np.uint16)  # byte 1 of each sample
+    if mode == "LA":
+        # Grey+alpha at 16 bits is 4 bytes a pixel, like 8-bit RGBA: one decode yields every byte.
+        raw = decode("RGBA").astype(np.uint16)
+        first, second = raw[..., 0::2], raw[..., 1::2]
+    else:
+        first = decode(f"{mode};16B").astype(np.uint16)  # byte 0 of each sample
+        second = decode(f"{mode};16L").astype(np.uint16)  # byte 1 of each sample
     endian = rawmode[-1]
     if endian == "N":
         endian = "L" if sys.byteorder == "little" else "B"

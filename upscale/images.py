@@ -118,15 +118,16 @@ def _decode(path: Path, im: Image.Image) -> Picture:
     if frames > 1:
         notes.append(f"animated image with {frames} frames: only the first frame was upscaled")
     icc = im.info.get("icc_profile") or None
+    deep = deep_color_rawmode(im)  # before getexif(), which may decode the pixels to find EXIF
     exif = im.getexif()
     orientation = int(exif.get(_ORIENTATION_TAG, 1) or 1)
     source_format = im.format
     alpha: np.ndarray | None = None
 
-    deep = deep_color_rawmode(im)
     if deep:
         data = read_deep_color(path, deep)
-        pixels, alpha = (data[..., :3], data[..., 3]) if data.shape[2] == 4 else (data, None)
+        has_alpha = data.shape[2] in (2, 4)
+        pixels, alpha = (data[..., :-1], data[..., -1]) if has_alpha else (data, None)
     else:
         im.load()
         im = _normalise_mode(im, notes)
@@ -168,7 +169,7 @@ def _normalise_mode(im: Image.Image, notes: list[str]) -> Image.Image:
     if mode == "F":
         notes.append("32-bit float image converted to 16-bit")
         data = np.clip(np.asarray(im, dtype=np.float32), 0, 65535)
-        return Image.fromarray(data.astype(np.uint16), "I;16")
+        return Image.fromarray(data.astype(np.uint16))  # uint16 arrays become "I;16"
     return im
 
 
@@ -205,7 +206,7 @@ def _to_pillow(picture: Picture, fmt: str, notes: list[str]) -> Image.Image | by
             return encode_png16(planes, picture.icc_profile, picture.exif)
         return _tiff16(planes, picture.icc_profile)
     if deep and gray and alpha is None and fmt in ("PNG", "TIFF"):
-        return Image.fromarray(pixels[..., 0], "I;16")
+        return Image.fromarray(np.ascontiguousarray(pixels[..., 0]))  # "I;16"
     if deep:
         notes.append(f"{fmt} holds 8 bits per channel: 16-bit precision reduced")
         pixels = (pixels.astype(np.uint32) * 255 + 32767) // 65535

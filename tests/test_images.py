@@ -1,0 +1,174 @@
+"""Image files in and out: bit depth, alpha, grey, palette, CMYK, orientation, ICC, bad files."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image, ImageCms, ImageOps
+
+from upscale.deep_color import encode_png16
+from upscale.errors import ImageError
+from upscale.images import apply_orientation, encode, read_image, write_atomic
+
+from .conftest import photo
+
+
+def deep_photo(h: int = 21, w: int = 34, c: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 65536, (h, w, c), dtype=np.uint16)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_png16_round_trip_is_exact(tmp_path: Path, channels: int) -> None:
+    data = deep_photo(c=channels)
+    path = tmp_path / "deep.png"
+    path.write_bytes(encode_png16(data))
+    pic = read_image(path)
+    assert pic.pixels.dtype == np.uint16
+    colour = data[..., : 1 if channels <= 2 else 3]
+    assert np.array_equal(pic.pixels, colour)
+    if channels in (2, 4):
+        assert np.array_equal(pic.alpha, data[..., -1])
+    else:
+        assert pic.alpha is None
+
+
+def test_png16_encoding_follows_the_spec(tmp_path: Path) -> None:
+    """Decode our PNG by hand (inflate, undo the Up filter) and with Pillow (which keeps the high byte)."""
+    import zlib
+
+    data = deep_photo()
+    encoded = encode_png16(data)
+    start = encoded.index(b"IDAT") + 4
+    length = int.from_bytes(encoded[start - 8 : start - 4], "big")
+    rows = np.frombuffer(zlib.decompress(encoded[start : start + length]), np.uint8).reshape(data.shape[0], -1)
+    assert (rows[:, 0] == 2).all()
+    raw = np.cumsum(rows[:, 1:].astype(np.int64), axis=0) % 256
+    decoded = (raw[:, 0::2] * 256 + raw[:, 1::2]).reshape(data.shape)
+    assert np.array_equal(decoded, data)
+    path = tmp_path / "deep.png"
+    path.write_bytes(encoded)
+    assert np.array_equal(np.asarray(Image.open(path)), (data >> 8).astype(np.uint8))
+
+
+@pytest.mark.parametrize("compression", [None, "zlib"])
+def test_tiff16_colour_keeps_low_byte(tmp_path: Path, compression) -> None:
+    data = deep_photo()
+    path = tmp_path / "deep.tif"
+    tifffile.imwrite(path, data, photometric="rgb", compression=compression)
+    pic = read_image(path)
+    assert np.array_equal(pic.pixels, data)
+    encoded, _ = encode(pic, "TIFF")
+    assert np.array_equal(tifffile.imread(io.BytesIO(encoded)), data)
+
+
+def test_gray16_png(tmp_path: Path) -> None:
+    data = deep_photo(c=1)[..., 0]
+    path = tmp_path / "g.png"
+    Image.fromarray(data).save(path)
+    pic = read_image(path)
+    assert pic.pixels.shape == (*data.shape, 1) and pic.pixels.dtype == np.uint16
+    assert np.array_equal(pic.pixels[..., 0], data)
+    out = Image.open(io.BytesIO(encode(pic, "PNG")[0]))
+    assert np.array_equal(np.asarray(out), data)
+
+
+def test_modes_are_normalised(tmp_path: Path) -> None:
+    rgb = photo()
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "p.png", transparency=0)
+    Image.fromarray(rgb).convert("P").save(tmp_path / "p_opaque.png")
+    Image.fromarray(rgb).convert("1").save(tmp_path / "bw.png")
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    Image.fromarray(np.dstack([rgb[..., :1], rgb[..., 1:2]]), "LA").save(tmp_path / "la.png")
+    p = read_image(tmp_path / "p.png")
+    assert p.pixels.shape[2] == 3 and p.alpha is not None and (p.alpha == 0).any()
+    assert read_image(tmp_path / "p_opaque.png").alpha is None
+    bw = read_image(tmp_path / "bw.png")
+    assert bw.pixels.shape[2] == 1 and set(np.unique(bw.pixels)) <= {0, 255}
+    cmyk = read_image(tmp_path / "cmyk.jpg")
+    assert cmyk.pixels.shape[2] == 3
+    assert np.abs(cmyk.pixels.astype(int) - rgb.astype(int)).mean() < 12
+    la = read_image(tmp_path / "la.png")
+    assert la.pixels.shape[2] == 1 and np.array_equal(la.alpha, rgb[..., 1])
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_matches_pillow(tmp_path: Path, orientation: int) -> None:
+    rgb = photo(20, 31)
+    image = Image.fromarray(rgb)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    path = tmp_path / "o.jpg"
+    image.save(path, exif=exif.tobytes(), quality=100)
+    pic = read_image(path)
+    with Image.open(path) as im:
+        expected = np.asarray(ImageOps.exif_transpose(im))
+    assert np.array_equal(pic.pixels, expected)
+    assert Image.Exif().load(pic.exif) is None or Image.open(io.BytesIO(encode(pic, "JPEG")[0])).getexif().get(
+        0x0112, 1) == 1
+
+
+def test_apply_orientation_six_is_clockwise() -> None:
+    a = np.array([[1, 2], [3, 4]])
+    assert apply_orientation(a, 6).tolist() == [[3, 1], [4, 2]]
+
+
+def test_icc_and_exif_carried(tmp_path: Path) -> None:
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    image = Image.fromarray(photo())
+    exif = image.getexif()
+    exif[0x010F] = "TestCamera"
+    for fmt, name in [("PNG", "a.png"), ("JPEG", "a.jpg"), ("WEBP", "a.webp"), ("TIFF", "a.tif")]:
+        image.save(tmp_path / name, fmt, icc_profile=icc, exif=exif.tobytes())
+        pic = read_image(tmp_path / name)
+        assert pic.icc_profile == icc, fmt
+        out = Image.open(io.BytesIO(encode(pic, fmt)[0]))
+        assert out.info.get("icc_profile") == icc, fmt
+        assert out.getexif().get(0x010F) == "TestCamera", fmt
+
+
+def test_png16_keeps_icc(tmp_path: Path) -> None:
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    path = tmp_path / "d.png"
+    path.write_bytes(encode_png16(deep_photo(), icc_profile=icc))
+    assert read_image(path).icc_profile == icc
+
+
+@pytest.mark.parametrize(
+    ("content", "cause"),
+    [(b"", "empty"), (b"hello, I am text", "not an image"), (None, "truncated"), (None, "not found")],
+)
+def test_bad_files_raise_image_error(tmp_path: Path, content, cause: str) -> None:
+    path = tmp_path / "bad.png"
+    if content is not None:
+        path.write_bytes(content)
+    elif cause == "truncated":
+        buffer = io.BytesIO()
+        Image.fromarray(photo(64, 64)).save(buffer, "PNG")
+        path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(ImageError) as info:
+        read_image(path)
+    assert cause in info.value.cause and str(path) in str(info.value)
+
+
+def test_oversized_image_refused(tmp_path: Path) -> None:
+    path = tmp_path / "big.png"
+    Image.fromarray(photo(100, 100)).save(path)
+    with pytest.raises(ImageError, match="exceeds"):
+        read_image(path, max_pixels=5000)
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path: Path, monkeypatch) -> None:
+    target = tmp_path / "out.png"
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("upscale.images.os.replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(target, b"x" * 1000)
+    assert list(tmp_path.iterdir()) == []
