@@ -1,12 +1,17 @@
 """A bicubic-interpolation ONNX model: the bundled default until a trained model ships, and the
 `bicubic` reference that learned models must beat.
 
-One ONNX ``Resize`` node, cubic with a = -0.5 (the Keys kernel MATLAB and Pillow use), half-pixel
-centres, borders replicated. Each output pixel reads a 4x4 input neighbourhood, so a tile overlap of
-2 input pixels joins tiles exactly.
+Bicubic upscaling by an integer factor s is a polyphase filter: output pixel s*i + p reads input
+pixels i-2 .. i+2 with fixed weights that depend only on the phase p. So the model is an edge pad,
+one grouped 5x5 convolution to 3*s*s channels and a pixel shuffle (DepthToSpace): the Keys kernel with
+a = -0.5 (MATLAB's and Pillow's), half-pixel centres, borders replicated. This runs many times faster
+in onnxruntime than its cubic ``Resize`` kernel, and each output pixel reads a 5x5 neighbourhood, so a
+tile overlap of 2 input pixels joins tiles exactly.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import onnx
@@ -17,19 +22,46 @@ from upscale.contract import ModelInfo
 from .metadata import attach_metadata
 
 OPSET = 17
+KEYS_A = -0.5
+
+
+def keys_kernel(x: np.ndarray, a: float = KEYS_A) -> np.ndarray:
+    """The cubic convolution kernel of Keys (1981); a = -0.5 is what MATLAB's imresize uses."""
+    x = np.abs(x)
+    near = ((a + 2) * x - (a + 3)) * x * x + 1
+    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return np.where(x <= 1, near, np.where(x < 2, far, 0.0))
+
+
+def phase_taps(scale: int) -> np.ndarray:
+    """(scale, 5) weights: row p holds the taps on input offsets -2..2 for output phase p."""
+    taps = np.zeros((scale, 5))
+    for p in range(scale):
+        d = (p + 0.5) / scale - 0.5  # where output pixel s*i+p sits, relative to input pixel i
+        base = math.floor(d)
+        t = d - base
+        for k, offset in enumerate(range(base - 1, base + 3)):
+            taps[p, offset + 2] = keys_kernel(np.array(t - (k - 1)))
+    return taps
 
 
 def build_bicubic_model(scale: int) -> onnx.ModelProto:
     """The ONNX model that upscales by ``scale`` with bicubic interpolation, metadata included."""
+    taps = phase_taps(scale)
+    kernels = np.einsum("pi,qj->pqij", taps, taps).reshape(scale * scale, 1, 5, 5)  # phase (py, px)
+    weight = np.tile(kernels, (3, 1, 1, 1)).astype(np.float32)  # channel-major: DepthToSpace CRD order
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])
     y = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "sH", "sW"])
-    scales = numpy_helper.from_array(np.array([1, 1, scale, scale], np.float32), "scales")
-    roi = numpy_helper.from_array(np.zeros(0, np.float32), "roi")
-    node = helper.make_node(
-        "Resize", ["input", "roi", "scales"], ["output"], mode="cubic", cubic_coeff_a=-0.5,
-        coordinate_transformation_mode="half_pixel", exclude_outside=0,
-    )
-    graph = helper.make_graph([node], f"bicubic_x{scale}", [x], [y], initializer=[roi, scales])
+    nodes = [
+        helper.make_node("Pad", ["input", "pads"], ["padded"], mode="edge"),
+        helper.make_node("Conv", ["padded", "weight"], ["phases"], group=3, kernel_shape=[5, 5]),
+        helper.make_node("DepthToSpace", ["phases"], ["output"], blocksize=scale, mode="CRD"),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array([0, 0, 2, 2, 0, 0, 2, 2], np.int64), "pads"),
+        numpy_helper.from_array(weight, "weight"),
+    ]
+    graph = helper.make_graph(nodes, f"bicubic_x{scale}", [x], [y], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="upscale-export")
     model.ir_version = 8
     info = ModelInfo(

@@ -8,9 +8,9 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from upscale.export.metadata import attach_metadata
 
 from upscale.contract import ModelInfo
-from upscale.export.metadata import attach_metadata
 
 
 def build_conv_model(scale: int = 2, with_metadata: bool = True, seed: int = 0) -> onnx.ModelProto:

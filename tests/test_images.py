@@ -172,3 +172,10 @@ def test_atomic_write_leaves_no_partial_file(tmp_path: Path, monkeypatch) -> Non
     with pytest.raises(KeyboardInterrupt):
         write_atomic(target, b"x" * 1000)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_animated_file_uses_first_frame_with_warning(tmp_path: Path) -> None:
+    frames = [Image.fromarray(photo(seed=i)) for i in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    pic = read_image(tmp_path / "anim.gif")
+    assert any("3 frames" in w for w in pic.warnings)

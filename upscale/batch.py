@@ -19,7 +19,15 @@ from PIL import Image
 
 from .engine import UpscaleOptions, upscale_picture
 from .errors import ImageError, UpscaleError
-from .images import DEFAULT_MAX_PIXELS, EXTENSIONS, TEMP_SUFFIX, encode, output_format, read_image, write_atomic
+from .images import (
+    DEFAULT_MAX_PIXELS,
+    EXTENSIONS,
+    TEMP_SUFFIX,
+    encode,
+    output_format,
+    read_image,
+    write_atomic,
+)
 from .model import UpscaleModel
 
 

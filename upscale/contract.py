@@ -51,7 +51,7 @@ class ModelInfo:
     validation: str = ""
     """Measured quality, e.g. ``Set5 x2 Y-PSNR 37.12 dB``."""
     description: str = ""
-    from_metadata: bool = True
+    has_metadata: bool = True
     """False when the model carried no metadata and the runner had to guess (probe, default overlap)."""
 
     def __post_init__(self) -> None:
@@ -62,7 +62,7 @@ class ModelInfo:
 
     def to_metadata(self) -> dict[str, str]:
         """The ONNX ``metadata_props`` entries that describe this model."""
-        props = {k: v for k, v in asdict(self).items() if k != "from_metadata"}
+        props = {k: v for k, v in asdict(self).items() if k != "has_metadata"}
         out = {METADATA_PREFIX + k: str(v) for k, v in props.items()}
         out[METADATA_PREFIX + "contract_version"] = str(CONTRACT_VERSION)
         return out
@@ -75,7 +75,7 @@ class ModelInfo:
             return None
         kwargs: dict[str, object] = {}
         for f in fields(cls):
-            if f.name in ours and f.name != "from_metadata":
+            if f.name in ours and f.name != "has_metadata":
                 raw = ours[f.name]
                 kwargs[f.name] = int(raw) if f.type in ("int", int) else raw
         return cls(**kwargs)  # type: ignore[arg-type]

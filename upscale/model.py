@@ -50,7 +50,7 @@ class UpscaleModel:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Upscale ``batch`` (N,3,H,W) float32 in [0,1]; returns (N,3,sH,sW) float32, not clipped."""
-        n, c, h, w = batch.shape
+        h, w = batch.shape[2:]
         ph = _padded(h, self.info.multiple_of, self.info.min_size)
         pw = _padded(w, self.info.multiple_of, self.info.min_size)
         if (ph, pw) != (h, w):
@@ -114,7 +114,7 @@ def load_model(model: str | os.PathLike[str] = "default", device: str = "auto",
     _check_signature(session, path)
     info = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map)
     if info is None:
-        info = ModelInfo(scale=_probe_scale(session), from_metadata=False)
+        info = ModelInfo(scale=_probe_scale(session), has_metadata=False)
     elif info.channel_order != "RGB" or info.value_range != "0-1":
         raise ModelError(f"{path}: unsupported convention {info.channel_order} {info.value_range}")
     return UpscaleModel(path, session, replace(info), resolved)

@@ -65,6 +65,6 @@ def open_model(model: str, device: str, threads: int | None, quiet: bool = False
     loaded = load_model(model, device, threads)
     if not quiet:
         info = loaded.info
-        guessed = "" if info.from_metadata else " (no metadata: scale probed, default tile overlap)"
+        guessed = "" if info.has_metadata else " (no metadata: scale probed, default tile overlap)"
         err.print(f"model {loaded.path.name} x{info.scale} ({info.architecture}) on {loaded.device}{guessed}")
     return loaded

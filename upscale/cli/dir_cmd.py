@@ -12,7 +12,15 @@ from ..batch import FileResult, OutputOptions, plan_directory, run_job, summaris
 from ..engine import UpscaleOptions
 from ..images import DEFAULT_MAX_PIXELS
 from .common import (
-    BatchOption, DeviceOption, ModelOption, ScaleOption, ThreadsOption, TileOption, err, error_boundary, open_model,
+    BatchOption,
+    DeviceOption,
+    ModelOption,
+    ScaleOption,
+    ThreadsOption,
+    TileOption,
+    err,
+    error_boundary,
+    open_model,
 )
 from .progress import BatchProgress
 

@@ -12,7 +12,15 @@ from ..engine import UpscaleOptions
 from ..errors import UpscaleError
 from ..images import DEFAULT_MAX_PIXELS, EXTENSIONS, probe_size
 from .common import (
-    BatchOption, DeviceOption, ModelOption, ScaleOption, ThreadsOption, TileOption, err, error_boundary, open_model,
+    BatchOption,
+    DeviceOption,
+    ModelOption,
+    ScaleOption,
+    ThreadsOption,
+    TileOption,
+    err,
+    error_boundary,
+    open_model,
 )
 
 

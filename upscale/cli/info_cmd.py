@@ -32,7 +32,7 @@ def info_command(
         ]
         for key, value in rows:
             table.add_row(key, value)
-        if not info.from_metadata:
+        if not info.has_metadata:
             table.add_row("note", "no upscale metadata: scale found by a probe run, default tile overlap")
         out.print(table)
 

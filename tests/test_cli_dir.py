@@ -1,0 +1,218 @@
+"""`upscale dir` and `upscale image` end to end, through the Typer app."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from upscale.cli.app import app
+
+from .conftest import photo
+
+runner = CliRunner()
+
+
+def run(*args: str | Path):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def make_images(folder: Path, names=("a.png", "b.jpg", "c.webp")) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        Image.fromarray(photo(20 + i, 30, seed=i)).save(folder / name)
+
+
+def test_dir_upscales_every_image(tmp_path: Path, tiny_model: Path) -> None:
+    make_images(tmp_path / "in")
+    result = run("dir", tmp_path / "in", tmp_path / "out", "--model", tiny_model, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    outputs = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert outputs == ["a.png", "b.jpg", "c.webp"]
+    assert Image.open(tmp_path / "out" / "b.jpg").size == (60, 42)
+    assert Image.open(tmp_path / "out" / "b.jpg").format == "JPEG"
+    assert "3 ok" in result.output
+
+
+def test_bad_files_are_reported_and_skipped(tmp_path: Path, tiny_model: Path) -> None:
+    make_images(tmp_path / "in")
+    (tmp_path / "in" / "empty.png").write_bytes(b"")
+    (tmp_path / "in" / "text.jpg").write_text("not an image")
+    good = (tmp_path / "in" / "a.png").read_bytes()
+    (tmp_path / "in" / "cut.png").write_bytes(good[: len(good) // 2])
+    (tmp_path / "in" / "README.txt").write_text("notes")
+    report = tmp_path / "report.json"
+    result = run("dir", tmp_path / "in", tmp_path / "out", "-m", tiny_model, "--report", report)
+    assert result.exit_code == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.jpg", "c.webp"]
+    assert "Traceback" not in result.output
+    for name, cause in [("empty.png", "empty"), ("text.jpg", "not an image"), ("cut.png", "truncated")]:
+        assert any(name in line and cause in line for line in result.output.splitlines()), (name, result.output)
+    doc = json.loads(report.read_text())
+    assert doc["summary"] == {"ok": 3, "skipped": 0, "failed": 3, "ignored": 1}
+    by_name = {Path(f["input"]).name: f for f in doc["files"]}
+    assert by_name["a.png"]["output_size"] == [60, 40] and by_name["a.png"]["seconds"] > 0
+    assert by_name["cut.png"]["status"] == "failed" and "truncated" in by_name["cut.png"]["error"]
+
+
+def test_existing_outputs_are_skipped_unless_overwrite(tmp_path: Path, tiny_model: Path) -> None:
+    make_images(tmp_path / "in", ["a.png"])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"keep me")
+    result = run("dir", tmp_path / "in", out, "-m", tiny_model)
+    assert result.exit_code == 0 and "1 skipped" in result.output
+    assert (out / "a.png").read_bytes() == b"keep me"
+    result = run("dir", tmp_path / "in", out, "-m", tiny_model, "--overwrite")
+    assert result.exit_code == 0 and Image.open(out / "a.png").size == (60, 40)
+
+
+def test_recursive_mirrors_tree_and_never_reads_its_output(tmp_path: Path, tiny_model: Path) -> None:
+    src = tmp_path / "in"
+    make_images(src, ["top.png"])
+    make_images(src / "sub" / "deeper", ["x.png"])
+    out = src / "upscaled"  # OUT inside IN
+    result = run("dir", src, out, "-m", tiny_model, "--recursive")
+    assert result.exit_code == 0, result.output
+    assert (out / "top.png").exists() and (out / "sub" / "deeper" / "x.png").exists()
+    result = run("dir", src, out, "-m", tiny_model, "--recursive")
+    assert "2 skipped" in result.output
+    assert not (out / "upscaled").exists()
+    flat = run("dir", src, tmp_path / "flat", "-m", tiny_model)
+    assert sorted(p.name for p in (tmp_path / "flat").iterdir()) == ["top.png"] and flat.exit_code == 0
+
+
+def test_naming_formats_and_suffix(tmp_path: Path, tiny_model: Path) -> None:
+    make_images(tmp_path / "in", ["a.png", "b.jpeg", "c.JPG", "d.tif"])
+    result = run("dir", tmp_path / "in", tmp_path / "jpg", "-m", tiny_model, "--format", "jpg", "--suffix", "_x2")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "jpg").iterdir()) == ["a_x2.jpg", "b_x2.jpeg", "c_x2.JPG", "d_x2.jpg"]
+    result = run("dir", tmp_path / "in", tmp_path / "png", "-m", tiny_model, "--format", "png")
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == ["a.png", "b.png", "c.png", "d.png"]
+    for p in (tmp_path / "png").iterdir():
+        assert Image.open(p).format == "PNG"
+    same = run("dir", tmp_path / "in", tmp_path / "same", "-m", tiny_model)
+    assert Image.open(tmp_path / "same" / "d.tif").format == "TIFF" and same.exit_code == 0
+
+
+def test_output_name_clash_is_an_error_not_an_overwrite(tmp_path: Path, tiny_model: Path) -> None:
+    make_images(tmp_path / "in", ["a.png", "a.jpg"])
+    result = run("dir", tmp_path / "in", tmp_path / "out", "-m", tiny_model, "--format", "png")
+    assert result.exit_code == 1 and "clashes" in result.output
+
+
+def test_in_place_needs_a_suffix_and_never_reprocesses(tmp_path: Path, tiny_model: Path) -> None:
+    make_images(tmp_path / "in", ["a.png"])
+    refused = run("dir", tmp_path / "in", tmp_path / "in", "-m", tiny_model)
+    assert refused.exit_code == 1 and "--suffix" in refused.output
+    for _ in range(2):
+        assert run("dir", tmp_path / "in", tmp_path / "in", "-m", tiny_model, "--suffix", "_x2").exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["a.png", "a_x2.png"]
+
+
+def test_scale_option(tmp_path: Path, tiny_model: Path) -> None:
+    make_images(tmp_path / "in", ["a.png"])
+    result = run("dir", tmp_path / "in", tmp_path / "out", "-m", tiny_model, "--scale", "3")
+    assert result.exit_code == 0
+    assert Image.open(tmp_path / "out" / "a.png").size == (90, 60)
+
+
+def test_cuda_without_gpu_exits_2_with_one_line(tmp_path: Path, tiny_model: Path) -> None:
+    from upscale.device import cuda_unusable_reason
+
+    if cuda_unusable_reason() is None:
+        pytest.skip("this machine may really have CUDA")
+    make_images(tmp_path / "in", ["a.png"])
+    result = run("dir", tmp_path / "in", tmp_path / "out", "-m", tiny_model, "--device", "cuda")
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0 and "CUDA" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_interrupt_leaves_no_partial_output_and_exits_130(tmp_path: Path, tiny_model: Path, monkeypatch) -> None:
+    make_images(tmp_path / "in", ["a.png", "b.png", "c.png"])
+    real_replace = os.replace
+    calls = []
+
+    def replace_then_interrupt(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as if Ctrl-C arrived while the second file was being written
+        real_replace(src, dst)
+
+    monkeypatch.setattr("upscale.images.os.replace", replace_then_interrupt)
+    report = tmp_path / "r.json"
+    result = run("dir", tmp_path / "in", tmp_path / "out", "-m", tiny_model, "--report", report)
+    assert result.exit_code == 130
+    assert "interrupted" in result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]  # no temp file, no b.png
+    assert json.loads(report.read_text())["context"]["interrupted"] is True
+
+
+def test_sigterm_mid_batch_leaves_only_complete_files(tmp_path: Path) -> None:
+    """A real process killed with SIGTERM: every file under a final name decodes completely."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(40):
+        Image.fromarray(photo(200, 200, seed=i)).save(src / f"{i:02d}.png")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "upscale", "dir", str(src), str(out), "--device", "cpu",
+                             "--png-compression", "9"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (out.exists() and len(list(out.glob("*.png"))) >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert b"interrupted" in stderr
+    finals = list(out.iterdir())
+    assert 2 <= len(finals) < 40
+    for path in finals:
+        assert path.suffix == ".png"
+        with Image.open(path) as im:
+            im.load()
+            assert im.size == (400, 400)
+
+
+def test_plain_lines_when_not_a_terminal_and_quiet(tmp_path: Path, tiny_model: Path) -> None:
+    make_images(tmp_path / "in", ["a.png", "b.png"])
+    result = run("dir", tmp_path / "in", tmp_path / "out", "-m", tiny_model)
+    assert "[1/2]" in result.output and "[2/2]" in result.output
+    quiet = run("dir", tmp_path / "in", tmp_path / "out2", "-m", tiny_model, "--quiet")
+    assert quiet.output.strip() == "" and quiet.exit_code == 0
+
+
+def test_image_command(tmp_path: Path, tiny_model: Path) -> None:
+    make_images(tmp_path, ["a.png"])
+    result = run("image", tmp_path / "a.png", tmp_path / "big.webp", "-m", tiny_model)
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "big.webp").size == (60, 40)
+    again = run("image", tmp_path / "a.png", tmp_path / "big.webp", "-m", tiny_model)
+    assert again.exit_code == 1 and "exists" in again.output
+    missing = run("image", tmp_path / "nope.png", tmp_path / "x.png", "-m", tiny_model)
+    assert missing.exit_code == 1 and "nope.png" in missing.output and "Traceback" not in missing.output
+
+
+def test_info_and_models(tiny_model: Path, bare_model: Path) -> None:
+    info = run("info", tiny_model)
+    assert info.exit_code == 0 and "tiny-test" in info.output and "2 input pixels" in info.output
+    bare = run("info", bare_model)
+    assert "probe" in bare.output and "3" in bare.output
+    models = run("models")
+    assert models.exit_code == 0 and "bicubic-x2" in models.output
+
+
+def test_default_model_works_out_of_the_box(tmp_path: Path) -> None:
+    make_images(tmp_path / "in", ["a.png"])
+    result = run("dir", tmp_path / "in", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert np.asarray(Image.open(tmp_path / "out" / "a.png")).shape == (40, 60, 3)
