@@ -11,38 +11,16 @@ tile overlap of 2 input pixels joins tiles exactly.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from upscale.bicubic import phase_taps
 from upscale.contract import ModelInfo
 
 from .metadata import attach_metadata
 
 OPSET = 17
-KEYS_A = -0.5
-
-
-def keys_kernel(x: np.ndarray, a: float = KEYS_A) -> np.ndarray:
-    """The cubic convolution kernel of Keys (1981); a = -0.5 is what MATLAB's imresize uses."""
-    x = np.abs(x)
-    near = ((a + 2) * x - (a + 3)) * x * x + 1
-    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
-    return np.where(x <= 1, near, np.where(x < 2, far, 0.0))
-
-
-def phase_taps(scale: int) -> np.ndarray:
-    """(scale, 5) weights: row p holds the taps on input offsets -2..2 for output phase p."""
-    taps = np.zeros((scale, 5))
-    for p in range(scale):
-        d = (p + 0.5) / scale - 0.5  # where output pixel s*i+p sits, relative to input pixel i
-        base = math.floor(d)
-        t = d - base
-        for k, offset in enumerate(range(base - 1, base + 3)):
-            taps[p, offset + 2] = keys_kernel(np.array(t - (k - 1)))
-    return taps
 
 
 def build_bicubic_model(scale: int) -> onnx.ModelProto:
