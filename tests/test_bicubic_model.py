@@ -6,9 +6,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from upscale.export.bicubic import build_bicubic_model
 
 from upscale.bicubic import keys_kernel, phase_taps
-from upscale.export.bicubic import build_bicubic_model
 
 
 def resize_reference(scale: int) -> bytes:

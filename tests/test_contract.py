@@ -40,7 +40,6 @@ def test_exported_metadata_is_read_back(tmp_path) -> None:
 def test_size_requirements_are_met_by_padding(tmp_path) -> None:
     """A model that needs multiples of 4 still gets any input size, and the output is cropped back."""
     import numpy as np
-
     from upscale.export.metadata import attach_metadata
 
     model = build_conv_model(2)
