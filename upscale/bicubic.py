@@ -46,7 +46,7 @@ def resize_matrix(in_len: int, out_len: int, scale: float) -> np.ndarray:
     x = np.arange(1, out_len + 1, dtype=np.float64)
     u = x / scale + 0.5 * (1 - 1 / scale)
     left = np.floor(u - width / 2)
-    taps = int(math.ceil(width)) + 2
+    taps = math.ceil(width) + 2
     idx = left[:, None] + np.arange(taps)[None, :]
     weights = kernel_scale * keys_kernel(kernel_scale * (u[:, None] - idx))
     weights /= weights.sum(axis=1, keepdims=True)
