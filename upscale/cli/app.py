@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import dir_cmd, image_cmd, info_cmd
+from . import dir_cmd, eval_cmd, image_cmd, info_cmd
 
 app = typer.Typer(
     name="upscale",
@@ -18,6 +18,7 @@ app.command("dir")(dir_cmd.dir_command)
 app.command("image")(image_cmd.image_command)
 app.command("info")(info_cmd.info_command)
 app.command("models")(info_cmd.models_command)
+app.command("eval")(eval_cmd.eval_command)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,51 @@
+"""`upscale eval HR_DIR... --model M --scale S`: Y-PSNR/SSIM by the standard SR protocol."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..errors import UpscaleError
+from ..evaluate import as_json, bicubic_upscaler, evaluate, model_upscaler, summarise
+from ..images import write_atomic
+from .common import DeviceOption, ThreadsOption, TileOption, error_boundary, open_model, out
+
+
+def eval_command(
+    folders: Annotated[list[Path], typer.Argument(help="Folders of ground-truth (high-resolution) images.")],
+    scale: Annotated[int, typer.Option("--scale", "-s", min=1, help="Upscaling factor to evaluate.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model path or name, 'default', or 'bicubic'.")] = "default",
+    device: DeviceOption = "auto",
+    tile: TileOption = None,
+    threads: ThreadsOption = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the scores as JSON here.")] = None,
+    per_image: Annotated[bool, typer.Option("--per-image", help="Print every image, not only the means.")] = False,
+) -> None:
+    """Score a model (or bicubic interpolation) on HR images: PSNR and SSIM of the Y channel."""
+    with error_boundary():
+        for folder in folders:
+            if not folder.is_dir():
+                raise UpscaleError(f"{folder}: not a folder")
+        if model == "bicubic":
+            upscaler, label = bicubic_upscaler(scale), "bicubic (MATLAB imresize)"
+        else:
+            loaded = open_model(model, device, threads)
+            upscaler, label = model_upscaler(loaded, scale, tile), str(loaded.path)
+        scores = evaluate(folders, scale, upscaler)
+        if not scores:
+            raise UpscaleError("no images found in " + ", ".join(map(str, folders)))
+        table = Table("dataset", "image", f"PSNR (Y, x{scale})", "SSIM", title=label)
+        if per_image:
+            for s in scores:
+                table.add_row(s.dataset, s.image, f"{s.psnr:.2f}", f"{s.ssim:.4f}")
+        for name, mean in summarise(scores).items():
+            table.add_row(f"[bold]{name}[/]", f"mean of {mean['images']}", f"[bold]{mean['psnr']:.2f}",
+                          f"[bold]{mean['ssim']:.4f}")
+        out.print(table)
+        if json_path:
+            doc = as_json(scores, {"model": label, "scale": scale, "folders": [str(f) for f in folders]})
+            write_atomic(json_path, (json.dumps(doc, indent=2) + "\n").encode())
