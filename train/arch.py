@@ -1,0 +1,219 @@
+"""Super-resolution networks, in one small registry (in the manner of timm's ``register_model``).
+
+Every network takes N x 3 x H x W RGB in [0, 1] and returns N x 3 x sH x sW, is fully convolutional, and
+declares its receptive-field radius in input pixels (`receptive_field`), so tiles that overlap by it
+join exactly. `fold()` returns the inference form (re-parameterised branches merged), which is what
+`upscale-export` writes. `describe()` gives the numbers the registry promises: parameters, MACs per
+output pixel and receptive field.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from upscale.bicubic import phase_taps
+
+_REGISTRY: dict[str, Callable[..., SRNet]] = {}
+
+
+def register(name: str) -> Callable[[type[SRNet]], type[SRNet]]:
+    """Class decorator: make an architecture available to ``create_model(name, ...)``."""
+
+    def add(cls: type[SRNet]) -> type[SRNet]:
+        if name in _REGISTRY:
+            raise ValueError(f"architecture {name!r} registered twice")
+        _REGISTRY[name] = cls
+        cls.arch_name = name
+        return cls
+
+    return add
+
+
+def architectures() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, scale: int, **kwargs: int) -> SRNet:
+    """Build a registered architecture; ``kwargs`` are its own options (channels, depth...)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(architectures())}")
+    return _REGISTRY[name](scale=scale, **kwargs)
+
+
+@dataclass(frozen=True)
+class ArchSummary:
+    name: str
+    scale: int
+    params: int
+    macs_per_output_pixel: float
+    receptive_field: int
+
+
+class SRNet(nn.Module):
+    """Base class: the registry's contract for a network."""
+
+    arch_name = "abstract"
+    scale: int
+
+    def config(self) -> dict[str, int]:
+        """Constructor arguments that rebuild this network (stored in checkpoints)."""
+        raise NotImplementedError
+
+    @property
+    def receptive_field(self) -> int:
+        """Radius, in input pixels, of the input region that one output pixel depends on."""
+        raise NotImplementedError
+
+    def fold(self) -> SRNet:
+        """The inference form of this network (a copy); plain networks return a copy of themselves."""
+        return copy.deepcopy(self).eval()
+
+    def describe(self) -> ArchSummary:
+        """Numbers of the inference form (what ships): parameters, MACs per output pixel, receptive field."""
+        folded = self.fold()
+        return ArchSummary(self.arch_name, self.scale, sum(p.numel() for p in folded.parameters()),
+                           macs_per_output_pixel(folded), self.receptive_field)
+
+
+def macs_per_output_pixel(model: nn.Module, size: int = 16) -> float:
+    """Multiply-adds of every convolution, per output pixel, counted with forward hooks."""
+    total = 0
+
+    def hook(module: nn.Module, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            per_output = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+            total += output.numel() * per_output
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, 3, size, size))
+    finally:
+        for h in handles:
+            h.remove()
+    return total / (out.shape[2] * out.shape[3])
+
+
+class BicubicUpsample(nn.Module):
+    """Fixed bicubic upscaling (the project's one kernel, `upscale.bicubic.phase_taps`): edge padding,
+    a grouped 5x5 convolution to the scale*scale phases, pixel shuffle. Radius 2 input pixels."""
+
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        taps = torch.tensor(phase_taps(scale), dtype=torch.float32)
+        kernels = torch.einsum("pi,qj->pqij", taps, taps).reshape(scale * scale, 1, 5, 5)
+        self.conv = nn.Conv2d(3, 3 * scale * scale, 5, groups=3, bias=False)
+        self.conv.weight.data.copy_(kernels.repeat(3, 1, 1, 1))
+        self.conv.requires_grad_(False)  # fixed: this is interpolation, not a learned layer
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (2, 2, 2, 2), mode="replicate")
+        return F.pixel_shuffle(self.conv(x), self.scale)
+
+
+@register("srcnn")
+class SRCNN(SRNet):
+    """SRCNN (Dong et al. 2014/2016), the 9-5-5 variant: bicubic pre-upsampling, then three
+    convolutions in high-resolution space (64 and 32 channels), ReLU, no residual. A baseline."""
+
+    def __init__(self, scale: int, channels: int = 64, hidden: int = 32) -> None:
+        super().__init__()
+        self.scale, self.channels, self.hidden = scale, channels, hidden
+        self.upsample = BicubicUpsample(scale)
+        self.body = nn.Sequential(
+            nn.Conv2d(3, channels, 9, padding=4), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, hidden, 5, padding=2), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, 3, 5, padding=2),
+        )
+
+    def config(self) -> dict[str, int]:
+        return {"channels": self.channels, "hidden": self.hidden}
+
+    @property
+    def receptive_field(self) -> int:
+        return 2 + math.ceil((4 + 2 + 2) / self.scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.upsample(x))
+
+
+class RepConv(nn.Module):
+    """A 3x3 convolution trained with parallel 1x1 and identity branches (RepVGG-style).
+
+    The branches add optimisation paths while training; `fold()` merges them into the one 3x3
+    convolution they are mathematically equal to, so inference pays for a plain 3x3 convolution.
+    """
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv3 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.conv1 = nn.Conv2d(cin, cout, 1)
+        self.identity = cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv3(x) + self.conv1(x)
+        return y + x if self.identity else y
+
+    @torch.no_grad()
+    def folded(self) -> nn.Conv2d:
+        conv = nn.Conv2d(self.conv3.in_channels, self.conv3.out_channels, 3, padding=1)
+        weight = self.conv3.weight.clone()
+        weight[:, :, 1:2, 1:2] += self.conv1.weight
+        if self.identity:
+            weight[:, :, 1, 1] += torch.eye(weight.shape[0], dtype=weight.dtype)
+        conv.weight.copy_(weight)
+        conv.bias.copy_(self.conv3.bias + self.conv1.bias)
+        return conv
+
+
+@register("repsr")
+class RepSR(SRNet):
+    """The project's default design, built for CPU speed under onnxruntime.
+
+    At inference it is a plain stack of 3x3 convolutions in low-resolution space with PReLU, a final 3x3
+    convolution to 3*s*s channels and a pixel shuffle, plus a global residual: the bicubic upscale of the
+    input, so the network only learns the missing detail. While training, every 3x3 convolution carries
+    1x1 and identity branches (`RepConv`) that fold away at export. Low-resolution features keep the
+    cost near (depth * 9 * channels^2) / scale^2 multiply-adds per output pixel.
+    """
+
+    def __init__(self, scale: int, channels: int = 32, depth: int = 8) -> None:
+        super().__init__()
+        self.scale, self.channels, self.depth = scale, channels, depth
+        layers: list[nn.Module] = [RepConv(3, channels), nn.PReLU(channels)]
+        for _ in range(depth):
+            layers += [RepConv(channels, channels), nn.PReLU(channels)]
+        layers += [RepConv(channels, 3 * scale * scale)]
+        self.body = nn.Sequential(*layers)
+        self.upsample = BicubicUpsample(scale)
+        with torch.no_grad():  # start as bicubic: the last layer begins at zero
+            last = self.body[-1]
+            for conv in (last.conv3, last.conv1):
+                conv.weight.mul_(0.01)
+                conv.bias.zero_()
+
+    def config(self) -> dict[str, int]:
+        return {"channels": self.channels, "depth": self.depth}
+
+    @property
+    def receptive_field(self) -> int:
+        return max(self.depth + 2, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(self.body(x), self.scale) + self.upsample(x)
+
+    def fold(self) -> RepSR:
+        folded = copy.deepcopy(self).eval()
+        for i, layer in enumerate(folded.body):
+            if isinstance(layer, RepConv):
+                folded.body[i] = layer.folded()
+        return folded

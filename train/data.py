@@ -1,0 +1,142 @@
+"""Training data: every image decoded once and kept in memory, random patches made on the fly.
+
+A batch is a pure function of (seed, step, rank): `PatchSampler.batch(step)` draws its own generator
+from those numbers, so resuming at step k replays exactly the batches an unbroken run would have seen,
+and a prefetch thread can run ahead without touching any shared random state.
+
+The low-resolution input is the MATLAB-compatible antialiased bicubic downscale of the high-resolution
+patch (`upscale.bicubic.imresize`, rounded to 8 bits like the evaluation protocol). The patch is cut
+with a margin of context, downscaled, and the margin dropped, so the input is exactly what downscaling
+the whole image would give there: training sees the same inputs `upscale eval` makes.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from upscale.batch import image_extensions
+from upscale.bicubic import resize_matrix
+
+_MARGIN = 3
+"""Low-resolution pixels of context on each side: covers the antialiasing kernel's radius (2)."""
+
+
+@dataclass
+class ImageSet:
+    images: list[np.ndarray]
+    skipped_small: int
+    unreadable: list[str]
+
+
+def find_images(folders: Iterable[Path]) -> list[Path]:
+    known = image_extensions()
+    paths: list[Path] = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: not a folder")
+        paths += sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in known)
+    return paths
+
+
+def load_images(folders: Iterable[Path], min_size: int) -> ImageSet:
+    """Decode every image under ``folders`` (recursively) to RGB uint8; skip and count the small ones."""
+    images, small, bad = [], 0, []
+    for path in find_images(folders):
+        try:
+            with Image.open(path) as im:
+                rgb = np.asarray(im.convert("RGB"))
+        except (OSError, ValueError) as exc:
+            bad.append(f"{path}: {exc}")
+            continue
+        if min(rgb.shape[:2]) < min_size:
+            small += 1
+            continue
+        images.append(rgb)
+    return ImageSet(images, small, bad)
+
+
+@lru_cache(maxsize=4096)
+def _matrix(in_len: int, scale: int) -> np.ndarray:
+    return resize_matrix(in_len, in_len // scale, 1 / scale).astype(np.float32)
+
+
+def downscale(hr: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB imresize(hr, 1/scale) of an HxWx3 uint8 array whose sides are multiples of ``scale``."""
+    h, w, c = hr.shape
+    rows, cols = _matrix(h, scale), _matrix(w, scale)
+    out = rows @ hr.astype(np.float32).reshape(h, w * c)  # (h/s, w*c): BLAS, not einsum
+    out = (cols @ out.reshape(-1, w, c)).reshape(h // scale, w // scale, c)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+class PatchSampler:
+    """Random (LR, HR) patch pairs with flips and 90-degree rotations."""
+
+    def __init__(self, images: list[np.ndarray], scale: int, patch: int, batch_size: int, seed: int,
+                 rank: int = 0) -> None:
+        if patch % scale:
+            raise ValueError(f"patch size {patch} is not a multiple of the scale {scale}")
+        if not images:
+            raise ValueError("no training images large enough for the patch size")
+        self.images, self.scale, self.patch = images, scale, patch
+        self.batch_size, self.seed, self.rank = batch_size, seed, rank
+
+    def pair(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        s, p = self.scale, self.patch
+        img = self.images[rng.integers(len(self.images))]
+        h, w = (img.shape[0] // s) * s, (img.shape[1] // s) * s  # the grid whole-image LR is made on
+        y = rng.integers(0, (h - p) // s + 1) * s
+        x = rng.integers(0, (w - p) // s + 1) * s
+        m = _MARGIN * s
+        y0, x0 = max(0, y - m), max(0, x - m)
+        y1, x1 = min(h, y + p + m), min(w, x + p + m)
+        lr_region = downscale(img[y0:y1, x0:x1], s)
+        ly, lx = (y - y0) // s, (x - x0) // s
+        lr = lr_region[ly : ly + p // s, lx : lx + p // s]
+        hr = img[y : y + p, x : x + p]
+        k = int(rng.integers(4))
+        flip = bool(rng.integers(2))
+        lr, hr = np.rot90(lr, k), np.rot90(hr, k)
+        if flip:
+            lr, hr = lr[:, ::-1], hr[:, ::-1]
+        return lr, hr
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch number ``step``: (N,3,p/s,p/s) and (N,3,p,p) float32 in [0, 1]."""
+        rng = np.random.default_rng([self.seed, self.rank, step])
+        pairs = [self.pair(rng) for _ in range(self.batch_size)]
+        lr = np.stack([a for a, _ in pairs]).transpose(0, 3, 1, 2)
+        hr = np.stack([b for _, b in pairs]).transpose(0, 3, 1, 2)
+        return (torch.from_numpy(np.ascontiguousarray(lr)).float().div_(255),
+                torch.from_numpy(np.ascontiguousarray(hr)).float().div_(255))
+
+
+def prefetch(sampler: PatchSampler, start: int, stop: int, depth: int = 4) -> Iterator[tuple]:
+    """Yield ``sampler.batch(step)`` for start <= step < stop, made ahead on a background thread."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = threading.Event()
+
+    def work() -> None:
+        for step in range(start, stop):
+            if done.is_set():
+                return
+            q.put(sampler.batch(step))
+        q.put(None)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        while (item := q.get()) is not None:
+            yield item
+    finally:
+        done.set()
