@@ -1,4 +1,4 @@
-"""`upscale-export OUT.onnx`: write a self-describing ONNX model."""
+"""`upscale-export OUT.onnx --checkpoint RUN/best.pt`: write a self-describing ONNX model."""
 
 from __future__ import annotations
 
@@ -8,31 +8,60 @@ from typing import Annotated
 import onnx
 import typer
 from rich.console import Console
+from rich.table import Table
+
+from upscale.images import write_atomic
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 
 @app.command()
 def export(
     output: Annotated[Path, typer.Argument(help="The .onnx file to write.")],
-    bicubic: Annotated[int | None, typer.Option("--bicubic", min=1, max=8,
-                                                 help="Build the bicubic-interpolation model of this scale.")] = None,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c",
+                                                     help="A checkpoint of upscale-train (RUN/best.pt).")] = None,
+    fp16: Annotated[bool, typer.Option("--fp16", help="Write float16 weights and I/O.")] = False,
+    validation: Annotated[str, typer.Option("--validation",
+                                            help="Quality note for the metadata (default: from the checkpoint).")] = "",
+    bicubic: Annotated[int | None, typer.Option(
+        "--bicubic", min=1, max=8, help="Instead: build the bicubic-interpolation model of this scale.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
 ) -> None:
-    """Export a model to ONNX with the metadata of the upscale model contract."""
+    """Export a trained checkpoint (or bicubic interpolation) to ONNX with the upscale model contract."""
     if output.exists() and not force:
         err.print(f"[red]error:[/] {output}: exists (use --force to overwrite)")
         raise typer.Exit(1)
-    if bicubic is None:
-        err.print("[red]error:[/] nothing to export: give --bicubic S")
+    if (checkpoint is None) == (bicubic is None):
+        err.print("[red]error:[/] give exactly one of --checkpoint PATH or --bicubic S")
         raise typer.Exit(2)
-    from .bicubic import build_bicubic_model
+    if bicubic is not None:
+        from .bicubic import build_bicubic_model
 
-    model = build_bicubic_model(bicubic)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, output)
-    err.print(f"wrote {output} ({output.stat().st_size} bytes): bicubic x{bicubic}")
+        write_atomic(output, build_bicubic_model(bicubic).SerializeToString())
+        err.print(f"wrote {output} ({output.stat().st_size} bytes): bicubic x{bicubic}")
+        return
+    from .onnx_export import export_checkpoint
+
+    if not checkpoint.is_file():
+        err.print(f"[red]error:[/] {checkpoint}: checkpoint not found")
+        raise typer.Exit(1)
+    try:
+        summary = export_checkpoint(checkpoint, output, fp16, validation)
+    except (RuntimeError, KeyError, ValueError, onnx.checker.ValidationError) as exc:
+        err.print(f"[red]error:[/] {checkpoint}: {exc}")
+        raise typer.Exit(1) from None
+    table = Table(show_header=False, box=None, title=f"wrote {summary.path}")
+    for key, value in [
+        ("architecture", f"{summary.arch} x{summary.scale}"), ("parameters", f"{summary.params:,}"),
+        ("MACs / output pixel", f"{summary.macs_per_output_pixel:,.0f}"),
+        ("receptive field", f"{summary.receptive_field} input pixels"),
+        ("file size", f"{summary.file_bytes / 1024:.1f} KiB"), ("dtype", "float16" if summary.fp16 else "float32"),
+        ("parity vs PyTorch", f"max abs {summary.parity_max_abs:.2e} (bound {summary.tolerance:.0e})"),
+    ]:
+        table.add_row(key, value)
+    out.print(table)
 
 
 def main() -> None:

@@ -44,9 +44,11 @@ def main_command(
     scale: Annotated[int, typer.Option("--scale", min=2, max=4)] = 2,
     arch: Annotated[str, typer.Option("--arch", help="Architecture (see --list-archs).")] = "repsr",
     arch_option: Annotated[list[str], typer.Option("--arch-option", help="KEY=INT, e.g. channels=32.")] = [],  # noqa: B006
-    out_dir: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints and metrics.jsonl.")] = Path("runs/default"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/default"),
     steps: Annotated[int, typer.Option("--steps", min=1, help="Total steps (the schedule spans them).")] = 20000,
     minutes: Annotated[float | None, typer.Option("--minutes", help="Time budget; saves and stops.")] = None,
+    stop_after: Annotated[int | None, typer.Option("--stop-after", min=1,
+                                                   help="Stop (and save) after this many steps; resume later.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue exactly from OUT/last.pt.")] = False,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
@@ -74,8 +76,8 @@ def main_command(
         raise typer.BadParameter("give at least one --data folder", param_hint="--data")
     cfg = TrainConfig(
         data=[str(d) for d in data], val=[str(v) for v in val], scale=scale, patch=patch, batch_size=batch_size,
-        arch=arch, arch_options=_arch_options(arch_option), steps=steps, minutes=minutes, optimizer=optimizer,
-        lr=lr, warmup=warmup, weight_decay=weight_decay, grad_clip=grad_clip, ema=ema, loss=loss,
+        arch=arch, arch_options=_arch_options(arch_option), steps=steps, minutes=minutes, stop_after=stop_after,
+        optimizer=optimizer, lr=lr, warmup=warmup, weight_decay=weight_decay, grad_clip=grad_clip, ema=ema, loss=loss,
         fft_weight=fft_weight, perceptual_weight=perceptual_weight,
         vgg_weights=str(vgg_weights) if vgg_weights else None, out=str(out_dir), seed=seed, device=device,
         val_every=val_every, log_every=log_every, save_every=save_every, threads=threads,

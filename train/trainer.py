@@ -51,6 +51,7 @@ class TrainConfig:
     # --- optimisation ---
     steps: int = 20000  # total steps; the cosine schedule spans them
     minutes: float | None = None  # stop (and save) after this much wall time, to resume later
+    stop_after: int | None = None  # stop (and save) after this many steps in this invocation
     optimizer: str = "adam"  # adam or adamw
     lr: float = 5e-4
     min_lr_ratio: float = 0.01  # cosine floor, as a fraction of lr
@@ -258,7 +259,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None) -> dict:
             update_ema(ema, model, cfg.ema, step)
         done = step + 1
         window_steps += 1
-        out_of_time = cfg.minutes is not None and time.perf_counter() - began > cfg.minutes * 60
+        out_of_time = (cfg.minutes is not None and time.perf_counter() - began > cfg.minutes * 60) or (
+            cfg.stop_after is not None and done - start >= cfg.stop_after)
         last = done == cfg.steps or out_of_time
         if master and (done % cfg.log_every == 0 or last):
             now = time.perf_counter()

@@ -18,7 +18,7 @@ from .common import DeviceOption, ThreadsOption, TileOption, error_boundary, ope
 def eval_command(
     folders: Annotated[list[Path], typer.Argument(help="Folders of ground-truth (high-resolution) images.")],
     scale: Annotated[int, typer.Option("--scale", "-s", min=1, help="Upscaling factor to evaluate.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model path or name, 'default', or 'bicubic'.")] = "default",
+    model: Annotated[str, typer.Option("--model", "-m", help="Model path, name, or bicubic.")] = "default",
     device: DeviceOption = "auto",
     tile: TileOption = None,
     threads: ThreadsOption = None,

@@ -1,0 +1,90 @@
+"""upscale-export: checkpoint -> ONNX with metadata, parity with PyTorch, fp16, and use by `upscale dir`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+torch = pytest.importorskip("torch")
+
+from upscale.export.cli import app as export_app  # noqa: E402
+from upscale.train.trainer import load_checkpoint, model_from_checkpoint, train  # noqa: E402
+
+from upscale import load_model  # noqa: E402
+from upscale.cli.app import app as upscale_app  # noqa: E402
+
+from .conftest import photo  # noqa: E402
+from .test_train import tiny_config  # noqa: E402
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("exp")
+    cfg = tiny_config(root, steps=4, val_every=2)
+    train(cfg)
+    return Path(cfg.out) / "best.pt"
+
+
+def test_export_writes_a_self_describing_model(checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.onnx"
+    result = runner.invoke(export_app, [str(out), "--checkpoint", str(checkpoint)])
+    assert result.exit_code == 0, result.output
+    assert "parity" in result.output and "MACs" in result.output
+    model = load_model(out, "cpu")
+    info = model.info
+    assert info.has_metadata and info.scale == 2 and info.architecture == "repsr" and info.tile_overlap == 4
+    assert info.training_data == "data" and "dB" in info.validation
+
+    # The ONNX model run by the engine equals the PyTorch model, at two sizes and with tiling.
+    reference = model_from_checkpoint(load_checkpoint(checkpoint)).eval()
+    for h, w in [(19, 23), (40, 33)]:
+        x = photo(h, w).astype(np.float32)[None].transpose(0, 3, 1, 2) / 255
+        with torch.no_grad():
+            want = reference(torch.from_numpy(x)).numpy()
+        assert np.abs(model(x) - want).max() < 1e-4
+
+
+def test_exported_model_runs_in_upscale_dir(checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.onnx"
+    assert runner.invoke(export_app, [str(out), "-c", str(checkpoint)]).exit_code == 0
+    (tmp_path / "in").mkdir()
+    Image.fromarray(photo(30, 41)).save(tmp_path / "in" / "a.png")
+    Image.fromarray(photo(70, 52)).save(tmp_path / "in" / "b.png")
+    result = runner.invoke(upscale_app, ["dir", str(tmp_path / "in"), str(tmp_path / "out"), "-m", str(out),
+                                         "--tile", "16"])
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "out" / "a.png").size == (82, 60)
+    assert Image.open(tmp_path / "out" / "b.png").size == (104, 140)
+
+
+def test_fp16_export_runs(checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "h.onnx"
+    result = runner.invoke(export_app, [str(out), "-c", str(checkpoint), "--fp16"])
+    assert result.exit_code == 0, result.output
+    model = load_model(out, "cpu")
+    assert model.input_dtype == np.float16
+    y = model(np.random.default_rng(0).random((1, 3, 12, 12), dtype=np.float32))
+    assert y.shape == (1, 3, 24, 24) and y.dtype == np.float32
+
+
+def test_export_refuses_to_overwrite(checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"precious")
+    result = runner.invoke(export_app, [str(out), "-c", str(checkpoint)])
+    assert result.exit_code == 1 and "--force" in result.output and out.read_bytes() == b"precious"
+    assert runner.invoke(export_app, [str(out), "-c", str(checkpoint), "--force"]).exit_code == 0
+
+
+def test_bicubic_export_and_bad_arguments(tmp_path: Path) -> None:
+    out = tmp_path / "b.onnx"
+    assert runner.invoke(export_app, [str(out), "--bicubic", "3"]).exit_code == 0
+    assert load_model(out, "cpu").scale == 3
+    assert runner.invoke(export_app, [str(tmp_path / "x.onnx")]).exit_code == 2
+    missing = runner.invoke(export_app, [str(tmp_path / "y.onnx"), "-c", str(tmp_path / "none.pt")])
+    assert missing.exit_code == 1 and "not found" in missing.output

@@ -1,0 +1,211 @@
+"""upscale-train: architectures, data, the loop, checkpoints, exact resume, losses."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+
+from upscale.train.arch import create_model, macs_per_output_pixel  # noqa: E402
+from upscale.train.data import PatchSampler, downscale, load_images  # noqa: E402
+from upscale.train.losses import SRLoss, vgg19_features  # noqa: E402
+from upscale.train.trainer import TrainConfig, load_checkpoint, lr_at, model_from_checkpoint, train  # noqa: E402
+
+from upscale.bicubic import imresize  # noqa: E402
+
+from .conftest import photo  # noqa: E402
+
+TINY = {"channels": 8, "depth": 2}
+
+
+def measured_receptive_field(model: torch.nn.Module, size: int = 41) -> int:
+    """Radius of the input region that the centre output pixel depends on (by gradients)."""
+    model = model.double().eval()
+    x = torch.rand(1, 3, size, size, dtype=torch.float64, requires_grad=True)
+    y = model(x)
+    c = y.shape[2] // 2
+    y[0, :, c, c].sum().backward()
+    rows = torch.nonzero(x.grad[0].abs().sum(0).sum(1)).flatten()
+    centre = c // model.scale
+    return int(max(centre - rows.min(), rows.max() - centre))
+
+
+@pytest.mark.parametrize(("arch", "options"), [("srcnn", {"channels": 8, "hidden": 4}), ("repsr", TINY)])
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_declared_receptive_field_covers_the_real_one(arch: str, options: dict, scale: int) -> None:
+    model = create_model(arch, scale, **options)
+    assert measured_receptive_field(model.fold()) <= model.receptive_field
+
+
+def test_folded_network_equals_training_network() -> None:
+    model = create_model("repsr", 2, **TINY)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)  # make every branch matter
+    x = torch.rand(2, 3, 13, 17)
+    folded = model.fold()
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in folded.modules()) == TINY["depth"] + 3  # + bicubic conv
+    with torch.no_grad():
+        assert torch.allclose(model(x), folded(x), atol=1e-5)
+
+
+def test_registry_numbers() -> None:
+    d = create_model("repsr", 2).describe()
+    assert d.macs_per_output_pixel <= 25_000 and d.receptive_field == 10
+    assert d.params == sum(p.numel() for p in create_model("repsr", 2).fold().parameters())
+    srcnn = create_model("srcnn", 2)
+    # 9-5-5 with 64/32 channels in HR space: 9*9*3*64 + 5*5*64*32 + 5*5*32*3 per output pixel, plus bicubic.
+    assert macs_per_output_pixel(srcnn) == 9 * 9 * 3 * 64 + 5 * 5 * 64 * 32 + 5 * 5 * 32 * 3 + 3 * 25
+    with pytest.raises(ValueError, match="unknown architecture"):
+        create_model("nope", 2)
+
+
+def test_bicubic_start_equals_bicubic_interpolation() -> None:
+    """repsr starts as (nearly) bicubic, so training begins from the baseline, not from noise."""
+    model = create_model("repsr", 2)
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert (model(x) - model.upsample(x)).abs().max() < 0.05
+
+
+def test_patches_equal_whole_image_downscale() -> None:
+    image = photo(64, 80)
+    sampler = PatchSampler([image], 2, 16, 1, seed=0)
+    whole = imresize(image, 0.5)
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        lr, hr = sampler.pair(rng)
+        # undo nothing: find the HR patch in the image (any orientation) and compare LR to whole-image LR
+        found = False
+        for k in range(4):
+            for flip in (False, True):
+                h = hr[:, ::-1] if flip else hr
+                h = np.rot90(h, -k)
+                ll = lr[:, ::-1] if flip else lr
+                ll = np.rot90(ll, -k)
+                for y in range(0, 64 - 15, 2):
+                    for x in range(0, 80 - 15, 2):
+                        if np.array_equal(image[y : y + 16, x : x + 16], h):
+                            assert np.array_equal(whole[y // 2 : y // 2 + 8, x // 2 : x // 2 + 8], ll)
+                            found = True
+        assert found
+
+
+def test_downscale_is_matlab_imresize() -> None:
+    image = photo(30, 44)
+    assert np.array_equal(downscale(image, 2), imresize(image, 0.5))
+
+
+def test_batches_are_a_function_of_the_step() -> None:
+    sampler = PatchSampler([photo(40, 40, seed=i) for i in range(3)], 2, 16, 4, seed=5)
+    a1, b1 = sampler.batch(7)
+    a2, b2 = sampler.batch(7)
+    assert torch.equal(a1, a2) and torch.equal(b1, b2)
+    assert not torch.equal(sampler.batch(8)[1], b1)
+    assert a1.shape == (4, 3, 8, 8) and b1.shape == (4, 3, 16, 16)
+
+
+def test_small_images_are_skipped_and_counted(tmp_path: Path) -> None:
+    Image.fromarray(photo(40, 40)).save(tmp_path / "ok.png")
+    Image.fromarray(photo(10, 40)).save(tmp_path / "small.png")
+    result = load_images([tmp_path], 16)
+    assert len(result.images) == 1 and result.skipped_small == 1
+
+
+def test_lr_schedule() -> None:
+    cfg = TrainConfig(lr=1.0, warmup=10, steps=110, min_lr_ratio=0.1)
+    assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)
+    assert lr_at(60, cfg) == pytest.approx(0.55) and lr_at(110, cfg) == pytest.approx(0.1)
+
+
+def image_folder(root: Path, n: int = 4, size: int = 40) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(photo(size, size + 8, seed=i)).save(root / f"{i}.png")
+    return root
+
+
+def tiny_config(tmp_path: Path, **kw) -> TrainConfig:
+    data = image_folder(tmp_path / "data")
+    val = image_folder(tmp_path / "val", n=2, size=32)
+    base = dict(data=[str(data)], val=[str(val)], scale=2, patch=16, batch_size=4, arch="repsr",
+                arch_options=dict(TINY), steps=8, warmup=2, lr=3e-3, out=str(tmp_path / "run"),
+                val_every=4, log_every=2, save_every=4, threads=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_learns_and_writes_checkpoints(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, steps=60, log_every=5, val_every=30, save_every=30, ema=0, loss="mse")
+    train(cfg)
+    run = Path(cfg.out)
+    assert (run / "best.pt").is_file() and (run / "last.pt").is_file()
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if r["event"] == "train"]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    vals = [r for r in records if r["event"] == "val"]
+    assert len(vals) == 2 and all(math.isfinite(v["psnr"]) for v in vals)
+    state = load_checkpoint(run / "last.pt")
+    assert state["step"] == 60 and state["arch"] == {"name": "repsr", "scale": 2, "options": TINY}
+
+
+def test_resume_is_exact(tmp_path: Path) -> None:
+    straight = tiny_config(tmp_path / "a", steps=8)
+    train(straight)
+    split = tiny_config(tmp_path / "b", steps=8, stop_after=4)
+    train(split)
+    assert load_checkpoint(Path(split.out) / "last.pt")["step"] == 4
+    split.stop_after = None
+    train(split, resume=True)
+    a = load_checkpoint(Path(straight.out) / "last.pt")
+    b = load_checkpoint(Path(split.out) / "last.pt")
+    assert a["step"] == b["step"] == 8
+    for key in ("model", "ema"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), (key, name)
+    for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True):
+        assert all(torch.equal(pa[k], pb[k]) for k in pa)
+
+
+def test_checkpoint_rebuilds_model(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, steps=2, val=[])
+    train(cfg)
+    state = load_checkpoint(Path(cfg.out) / "best.pt")
+    model = model_from_checkpoint(state)
+    assert model.scale == 2 and model.channels == 8
+
+
+def test_srcnn_trains_with_the_seeds_patch_setup(tmp_path: Path) -> None:
+    """The SRCNN baseline with 64x64 -> 128x128 patches, as the seed describes."""
+    data = image_folder(tmp_path / "big", n=2, size=136)
+    cfg = tiny_config(tmp_path, data=[str(data)], arch="srcnn", arch_options={}, patch=128, batch_size=2, steps=2,
+                      val=[], loss="mse")
+    train(cfg)
+    assert load_checkpoint(Path(cfg.out) / "last.pt")["arch"]["name"] == "srcnn"
+
+
+def test_losses(tmp_path: Path, monkeypatch) -> None:
+    sr, hr = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    _, parts = SRLoss("l1", fft_weight=0.1)(sr, hr)
+    assert parts["pixel"] == pytest.approx(float((sr - hr).abs().mean()), rel=1e-5) and "fft" in parts
+    weights = tmp_path / "vgg.pth"
+    torch.save({f"features.{k}": v for k, v in vgg19_features().state_dict().items()}, weights)
+    _, parts = SRLoss("mse", perceptual_weight=0.5, vgg_weights=weights)(sr, hr)
+    assert parts["perceptual"] > 0
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty-hub"))
+    with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
+        SRLoss("l1", perceptual_weight=1.0)
+
+
+def test_training_with_perceptual_loss(tmp_path: Path) -> None:
+    weights = tmp_path / "vgg.pth"
+    torch.save({f"features.{k}": v for k, v in vgg19_features().state_dict().items()}, weights)
+    cfg = tiny_config(tmp_path, steps=2, val=[], perceptual_weight=0.1, vgg_weights=str(weights), patch=32)
+    record = train(cfg)
+    assert "perceptual" in record
