@@ -1,0 +1,69 @@
+"""Is data loading a bottleneck for `upscale-train`? Times patch batches against training steps.
+
+    python benchmarks/data_loading.py --data ../shared/datasets/train [--scale 2 --patch 96 --batch-size 16]
+
+Prints the median milliseconds to make one batch (decode-once images, crop, MATLAB-bicubic downscale,
+flips) and one training step (forward, backward, Adam) of the chosen architecture, and their ratio.
+The trainer makes batches on a background thread, so it stalls only when the ratio nears 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from upscale.train.arch import create_model
+from upscale.train.data import PatchSampler, load_images
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, action="append", required=True)
+    parser.add_argument("--scale", type=int, default=2)
+    parser.add_argument("--patch", type=int, default=96)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--arch", default="repsr")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    start = time.perf_counter()
+    images = load_images(args.data, args.patch)
+    load_s = time.perf_counter() - start
+    sampler = PatchSampler(images.images, args.scale, args.patch, args.batch_size, seed=0)
+    batch_ms = []
+    for step in range(args.repeats):
+        t = time.perf_counter()
+        sampler.batch(step)
+        batch_ms.append((time.perf_counter() - t) * 1000)
+
+    model = create_model(args.arch, args.scale)
+    opt = torch.optim.Adam(model.parameters(), 1e-4)
+    lr, hr = sampler.batch(0)
+    step_ms = []
+    for _ in range(max(3, args.repeats // 4)):
+        t = time.perf_counter()
+        loss = torch.nn.functional.l1_loss(model(lr), hr)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step_ms.append((time.perf_counter() - t) * 1000)
+    result = {
+        "images": len(images.images), "decode_all_s": round(load_s, 2), "torch_threads": torch.get_num_threads(),
+        "batch_ms": round(statistics.median(batch_ms), 1), "train_step_ms": round(statistics.median(step_ms), 1),
+    }
+    result["batch_to_step_ratio"] = round(result["batch_ms"] / result["train_step_ms"], 3)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>20}: {value}")
+
+
+if __name__ == "__main__":
+    main()
