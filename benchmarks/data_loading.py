@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from upscale.train.arch import create_model
 from upscale.train.data import PatchSampler, load_images
 

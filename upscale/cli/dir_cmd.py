@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
-from ..batch import FileResult, OutputOptions, plan_directory, run_job, summarise, write_report
+from ..batch import FileResult, Job, OutputOptions, plan_directory, summarise, write_report
 from ..engine import UpscaleOptions
 from ..images import DEFAULT_MAX_PIXELS
+from ..pipeline import run_pipelined
 from .common import (
     BatchOption,
     DeviceOption,
@@ -62,12 +63,13 @@ def dir_command(
         started = time.perf_counter()
         interrupted = False
         with BatchProgress(jobs, quiet) as progress:
+
+            def finished(job: Job, result: FileResult) -> None:
+                results.append(result)
+                progress.finished(job, result)
+
             try:
-                for job in jobs:
-                    progress.start(job)
-                    result = run_job(loaded, job, options, output, progress.pixels)
-                    results.append(result)
-                    progress.finished(job, result)
+                run_pipelined(loaded, jobs, options, output, finished, progress.start, progress.pixels)
             except KeyboardInterrupt:
                 interrupted = True
         elapsed = time.perf_counter() - started

@@ -1,0 +1,122 @@
+"""A bounded three-stage pipeline for folders: decode ahead, infer in order, encode and write behind.
+
+Decoding (Pillow) and encoding (zlib, libjpeg, libwebp) release the GIL, so they overlap with
+onnxruntime's inference on the main thread. Each stage holds at most a few images, so memory stays
+bounded however long the folder. Results come back in input order with the same semantics as
+`batch.run_job`: every expected failure is a failed result, never an exception.
+
+On KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one by the CLI) no new work starts, the writes
+already running finish (each is atomic), and the interrupt is re-raised after the finished results
+have been handed to ``on_result``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from .batch import FileResult, Job, OutputOptions
+from .engine import UpscaleOptions, upscale_picture
+from .errors import ImageError
+from .images import Picture, encode, read_image, write_atomic
+from .model import UpscaleModel
+
+
+def _decode(job: Job, max_pixels: int) -> tuple[Picture | None, str | None, float]:
+    start = time.perf_counter()
+    try:
+        return read_image(job.input, max_pixels), None, start
+    except ImageError as exc:
+        return None, exc.cause, start
+    except MemoryError:
+        return None, "out of memory while decoding", start
+
+
+def _encode_and_write(job: Job, picture: Picture, output: OutputOptions) -> tuple[int, list[str]]:
+    data, notes = encode(picture, job.output_format, output.quality, output.png_compression)
+    write_atomic(job.output, data)
+    return len(data), notes
+
+
+def run_pipelined(
+    model: UpscaleModel,
+    jobs: list[Job],
+    upscale: UpscaleOptions,
+    output: OutputOptions,
+    on_result: Callable[[Job, FileResult], None],
+    on_start: Callable[[Job], None] | None = None,
+    on_pixels: Callable[[int], None] | None = None,
+    decode_ahead: int = 2,
+    write_behind: int = 2,
+) -> None:
+    """Process ``jobs``; ``on_result`` receives each job's result, in input order."""
+    decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upscale-decode")
+    writer = ThreadPoolExecutor(max_workers=write_behind, thread_name_prefix="upscale-write")
+    decoding: deque[tuple[Job, Future]] = deque()
+    writing: deque[tuple[Job, FileResult, Future | None, float]] = deque()
+    next_job = 0
+
+    def fill_decoder() -> None:
+        nonlocal next_job
+        while next_job < len(jobs) and len(decoding) < decode_ahead:
+            job = jobs[next_job]
+            decoding.append((job, decoder.submit(_decode, job, output.max_pixels)))
+            next_job += 1
+
+    def drain_writes(limit: int) -> None:
+        while len(writing) > limit:
+            job, result, future, start = writing.popleft()
+            if future is not None:
+                try:
+                    result.output_bytes, notes = future.result()
+                    result.warnings += notes
+                except OSError as exc:
+                    result.status, result.error = "failed", f"cannot write output: {exc.strerror or exc}"
+                    result.output_size = None
+            result.seconds = time.perf_counter() - start
+            on_result(job, result)
+
+    try:
+        fill_decoder()
+        while decoding:
+            job, future = decoding.popleft()
+            fill_decoder()
+            if on_start:
+                on_start(job)
+            picture, error, start = future.result()
+            result = FileResult(str(job.input), str(job.output), "ok", input_size=job.size)
+            if picture is None:
+                result.status, result.error = "failed", error
+                writing.append((job, result, None, start))
+            else:
+                try:
+                    upscaled = upscale_picture(model, picture, upscale, on_pixels)
+                except MemoryError:
+                    result.status, result.error = "failed", "out of memory (try a smaller --tile)"
+                    writing.append((job, result, None, start))
+                else:
+                    result.output_size = upscaled.size
+                    result.warnings = list(picture.warnings)
+                    writing.append((job, result, writer.submit(_encode_and_write, job, upscaled, output), start))
+            drain_writes(write_behind)
+        drain_writes(0)
+    except KeyboardInterrupt:
+        for _, f in decoding:
+            f.cancel()
+        for _, _, f, _ in writing:
+            if f is not None:
+                f.cancel()
+        decoder.shutdown(wait=True, cancel_futures=True)
+        writer.shutdown(wait=True, cancel_futures=True)  # running writes finish: each is atomic
+        for job, result, f, start in writing:
+            if f is not None and f.done() and not f.cancelled() and f.exception() is None:
+                result.output_bytes, notes = f.result()
+                result.warnings += notes
+                result.seconds = time.perf_counter() - start
+                on_result(job, result)
+        raise
+    finally:
+        decoder.shutdown(wait=False, cancel_futures=True)
+        writer.shutdown(wait=True)
