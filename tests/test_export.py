@@ -88,3 +88,16 @@ def test_bicubic_export_and_bad_arguments(tmp_path: Path) -> None:
     assert runner.invoke(export_app, [str(tmp_path / "x.onnx")]).exit_code == 2
     missing = runner.invoke(export_app, [str(tmp_path / "y.onnx"), "-c", str(tmp_path / "none.pt")])
     assert missing.exit_code == 1 and "not found" in missing.output
+
+
+def test_benchmark_counts_the_same_macs_as_the_registry(checkpoint: Path, tmp_path: Path) -> None:
+    """benchmarks/throughput.py derives FLOP/s from the ONNX graph; it must agree with the registry."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("throughput", Path(__file__).parents[1] / "benchmarks/throughput.py")
+    throughput = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(throughput)
+    out = tmp_path / "m.onnx"
+    assert runner.invoke(export_app, [str(out), "-c", str(checkpoint)]).exit_code == 0
+    expected = model_from_checkpoint(load_checkpoint(checkpoint)).describe().macs_per_output_pixel
+    assert throughput.conv_macs_per_output_pixel(out) == pytest.approx(expected)
