@@ -147,8 +147,8 @@ def main() -> None:
         if args.checkpoint:
             for r in range(args.repeats):
                 out = work / f"naive{r}"
-                naive.append(timed(lambda out=out: run_cli(
-                    [sys.executable, str(HERE / "naive_upscale.py"), str(args.checkpoint), str(args.images), str(out)])))
+                script = [sys.executable, str(HERE / "naive_upscale.py"), str(args.checkpoint)]
+                naive.append(timed(lambda out=out, script=script: run_cli([*script, str(args.images), str(out)])))
             naive_bytes = sum(p.stat().st_size for p in (work / "naive0").iterdir())
 
         # 3. onnxruntime compute alone, on the engine's own tiles, pre-decoded
