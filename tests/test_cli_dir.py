@@ -141,12 +141,10 @@ def test_cuda_without_gpu_exits_2_with_one_line(tmp_path: Path, tiny_model: Path
 def test_interrupt_leaves_no_partial_output_and_exits_130(tmp_path: Path, tiny_model: Path, monkeypatch) -> None:
     make_images(tmp_path / "in", ["a.png", "b.png", "c.png"])
     real_replace = os.replace
-    calls = []
 
     def replace_then_interrupt(src, dst):
-        calls.append(dst)
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # as if Ctrl-C arrived while the second file was being written
+        if Path(dst).name == "b.png":
+            raise KeyboardInterrupt  # as if Ctrl-C arrived while b.png was being written
         real_replace(src, dst)
 
     monkeypatch.setattr("upscale.images.os.replace", replace_then_interrupt)

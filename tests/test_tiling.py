@@ -74,3 +74,11 @@ def test_uint16_keeps_precision(tiny_model) -> None:
     out = upscale_array(model, pixels, 2, 2)
     assert out.dtype == np.uint16
     assert len(np.unique(out % 256)) > 50  # not an 8-bit image widened
+
+
+def test_automatic_tiles_are_balanced() -> None:
+    tiles = plan_tiles(480, 640, None, 10)
+    assert len(tiles) == 2 and {t.window_shape for t in tiles} == {(480, 340)}
+    assert len(plan_tiles(512, 512, None, 10)) == 1
+    big = plan_tiles(1100, 2000, None, 8)
+    assert len(big) == 3 * 4 and max(max(t.window_shape) for t in big) <= 512 + 16

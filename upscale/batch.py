@@ -21,6 +21,7 @@ from .engine import UpscaleOptions, upscale_picture
 from .errors import ImageError, UpscaleError
 from .images import (
     DEFAULT_MAX_PIXELS,
+    DEFAULT_PNG_COMPRESSION,
     EXTENSIONS,
     TEMP_SUFFIX,
     encode,
@@ -39,7 +40,7 @@ class OutputOptions:
     """same, png, jpg, webp or tiff."""
     quality: int = 95
     """JPEG/WebP quality."""
-    png_compression: int = 6
+    png_compression: int = DEFAULT_PNG_COMPRESSION
     """zlib level 0-9 for PNG."""
     suffix: str = ""
     """Added to each output's stem, e.g. ``_x2``."""

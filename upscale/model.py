@@ -29,6 +29,9 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
     options.log_severity_level = 3  # warnings about unused initialisers etc. are not the user's business
     if threads:
         options.intra_op_num_threads = threads
+    # Idle onnxruntime threads spin by default, stealing the cores that decode and encode run on
+    # between inferences (see upscale/pipeline.py).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 

@@ -10,7 +10,7 @@ import typer
 
 from ..batch import FileResult, Job, OutputOptions, plan_directory, summarise, write_report
 from ..engine import UpscaleOptions
-from ..images import DEFAULT_MAX_PIXELS
+from ..images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION
 from ..pipeline import run_pipelined
 from .common import (
     BatchOption,
@@ -40,8 +40,8 @@ def dir_command(
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Include sub-folders, mirrored.")] = False,
     fmt: Annotated[str, typer.Option("--format", "-f", help="same, png, jpg, webp or tiff.")] = "same",
     quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality.")] = 95,
-    png_compression: Annotated[int, typer.Option("--png-compression", min=0, max=9,
-                                                 help="PNG zlib level (0 fastest, 9 smallest).")] = 6,
+    png_compression: Annotated[int, typer.Option(
+        "--png-compression", min=0, max=9, help="PNG zlib level: 0 fastest, 9 smallest.")] = DEFAULT_PNG_COMPRESSION,
     suffix: Annotated[str, typer.Option("--suffix", help="Appended to output names, e.g. _x2.")] = "",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (default: skip).")] = False,
     report: Annotated[Path | None, typer.Option("--report", help="Write a per-file JSON report here.")] = None,

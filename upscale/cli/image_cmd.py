@@ -10,7 +10,7 @@ import typer
 from ..batch import Job, OutputOptions, run_job
 from ..engine import UpscaleOptions
 from ..errors import UpscaleError
-from ..images import DEFAULT_MAX_PIXELS, EXTENSIONS, probe_size
+from ..images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION, EXTENSIONS, probe_size
 from .common import (
     BatchOption,
     DeviceOption,
@@ -41,7 +41,7 @@ def image_command(
     batch_size: BatchOption = 4,
     threads: ThreadsOption = None,
     quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality.")] = 95,
-    png_compression: Annotated[int, typer.Option("--png-compression", min=0, max=9)] = 6,
+    png_compression: Annotated[int, typer.Option("--png-compression", min=0, max=9)] = DEFAULT_PNG_COMPRESSION,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTPUT_FILE if it exists.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
 ) -> None:
