@@ -291,6 +291,19 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None) -> dict:
     if master and not cfg.val and (out / "last.pt").is_file():
         write_atomic(out / "best.pt", (out / "last.pt").read_bytes())  # no validation: best is the last
     if world > 1:
+        in_sync = ranks_in_sync(model)
+        if master:
+            record = {"event": "ddp", "step": step + 1, "world_size": world, "ranks_in_sync": in_sync}
+            log_line(metrics_path, record)
         dist.barrier()
         dist.destroy_process_group()
     return record
+
+
+def ranks_in_sync(model: nn.Module) -> bool:
+    """Whether every rank holds the same weights (DDP should guarantee it; this checks)."""
+    flat = torch.cat([p.detach().reshape(-1).double().cpu() for p in model.parameters()])
+    mine = torch.stack([flat.sum(), (flat * torch.arange(1, flat.numel() + 1, dtype=torch.float64)).sum()])
+    gathered = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, mine)
+    return all(torch.equal(g, gathered[0]) for g in gathered)
