@@ -7,14 +7,12 @@ from typing import Annotated
 
 import onnx
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from upscale.cli.console import error, note, out
 from upscale.images import write_atomic
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -31,26 +29,26 @@ def export(
 ) -> None:
     """Export a trained checkpoint (or bicubic interpolation) to ONNX with the upscale model contract."""
     if output.exists() and not force:
-        err.print(f"[red]error:[/] {output}: exists (use --force to overwrite)")
+        error(f"{output}: exists (use --force to overwrite)")
         raise typer.Exit(1)
     if (checkpoint is None) == (bicubic is None):
-        err.print("[red]error:[/] give exactly one of --checkpoint PATH or --bicubic S")
+        error("give exactly one of --checkpoint PATH or --bicubic S")
         raise typer.Exit(2)
     if bicubic is not None:
         from .bicubic import build_bicubic_model
 
         write_atomic(output, build_bicubic_model(bicubic).SerializeToString())
-        err.print(f"wrote {output} ({output.stat().st_size} bytes): bicubic x{bicubic}")
+        note(f"wrote {output} ({output.stat().st_size} bytes): bicubic x{bicubic}")
         return
     from .onnx_export import export_checkpoint
 
     if not checkpoint.is_file():
-        err.print(f"[red]error:[/] {checkpoint}: checkpoint not found")
+        error(f"{checkpoint}: checkpoint not found")
         raise typer.Exit(1)
     try:
         summary = export_checkpoint(checkpoint, output, fp16, validation)
     except (RuntimeError, KeyError, ValueError, onnx.checker.ValidationError) as exc:
-        err.print(f"[red]error:[/] {checkpoint}: {exc}")
+        error(f"{checkpoint}: {exc}")
         raise typer.Exit(1) from None
     table = Table(show_header=False, box=None, title=f"wrote {summary.path}")
     for key, value in [

@@ -221,3 +221,11 @@ def test_default_model_works_out_of_the_box(tmp_path: Path) -> None:
     result = run("dir", tmp_path / "in", tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert np.asarray(Image.open(tmp_path / "out" / "a.png")).shape == (40, 60, 3)
+
+
+def test_brackets_in_names_and_messages_are_not_markup(tmp_path: Path, tiny_model: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "photo[red].png").write_bytes(b"broken")
+    result = run("dir", folder, tmp_path / "out", "-m", tiny_model)
+    assert result.exit_code == 1 and "photo[red].png" in result.output

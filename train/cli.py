@@ -6,15 +6,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from upscale.cli.console import error, note, out
 
 from .arch import architectures, create_model
 from .trainer import TrainConfig, train
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
 
 
 def _arch_options(values: list[str]) -> dict[str, int]:
@@ -91,10 +90,10 @@ def main_command(
         with _Reporter(steps) as report:
             train(cfg, resume=resume, progress=report)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        error(f"{exc}")
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
-        err.print("interrupted: the last saved checkpoint is intact; continue with --resume")
+        note("interrupted: the last saved checkpoint is intact; continue with --resume")
         raise typer.Exit(130) from None
 
 

@@ -8,13 +8,10 @@ from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from ..errors import DeviceError, UpscaleError
 from ..model import UpscaleModel, load_model
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+from .console import err, error, note, out, warning  # noqa: F401  (re-exported for the commands)
 
 ModelOption = Annotated[
     str, typer.Option("--model", "-m", help="Bundled model name, 'default', or a path to an .onnx file.")
@@ -51,10 +48,10 @@ def error_boundary() -> Iterator[None]:
     try:
         yield
     except DeviceError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        error(f"{exc}")
         raise typer.Exit(2) from None
     except UpscaleError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        error(f"{exc}")
         raise typer.Exit(1) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -66,5 +63,5 @@ def open_model(model: str, device: str, threads: int | None, quiet: bool = False
     if not quiet:
         info = loaded.info
         guessed = "" if info.has_metadata else " (no metadata: scale probed, default tile overlap)"
-        err.print(f"model {loaded.path.name} x{info.scale} ({info.architecture}) on {loaded.device}{guessed}")
+        note(f"model {loaded.path.name} x{info.scale} ({info.architecture}) on {loaded.device}{guessed}")
     return loaded

@@ -12,6 +12,8 @@ from ..batch import FileResult, Job, OutputOptions, plan_directory, summarise, w
 from ..engine import UpscaleOptions
 from ..images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION
 from ..pipeline import run_pipelined
+from ..ray_engine import _import_ray, run_on_ray
+from ..registry import resolve_model_path
 from .common import (
     BatchOption,
     DeviceOption,
@@ -19,10 +21,10 @@ from .common import (
     ScaleOption,
     ThreadsOption,
     TileOption,
-    err,
     error_boundary,
     open_model,
 )
+from .console import error, note
 from .progress import BatchProgress
 
 FORMATS = ["same", "png", "jpg", "webp", "tiff"]
@@ -48,18 +50,31 @@ def dir_command(
     max_pixels: Annotated[int, typer.Option("--max-pixels", min=1,
                                             help="Refuse larger images (decompression bombs).")] = DEFAULT_MAX_PIXELS,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    engine: Annotated[str, typer.Option("--engine", help="local (this process) or ray (a Ray cluster).")] = "local",
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local instance).")] = None,
+    ray_workers: Annotated[int | None, typer.Option(
+        "--ray-workers", min=1, help="Model actors (default: one per GPU, or per CPU group).")] = None,
+    ray_cpus_per_worker: Annotated[float, typer.Option("--ray-cpus-per-worker", min=0.1)] = 1.0,
 ) -> None:
     """Upscale every image in INPUT_DIR into OUTPUT_DIR. Exit 0 if all succeeded, 1 if any failed."""
     if fmt not in FORMATS:
         raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}", param_hint="--format")
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter("must be local or ray", param_hint="--engine")
     with error_boundary():
         output = OutputOptions(fmt, quality, png_compression, suffix, overwrite, recursive, max_pixels)
         jobs, results = plan_directory(input_dir, output_dir, output)
-        loaded = open_model(model, device, threads, quiet)
         options = UpscaleOptions(scale, tile, batch_size)
+        if engine == "ray":
+            _import_ray()  # a missing extra is a clear error before any work
+            model_path, device_name, model_scale = str(resolve_model_path(model)), device, None
+        else:
+            loaded = open_model(model, device, threads, quiet)
+            model_path, device_name, model_scale = str(loaded.path), str(loaded.device), loaded.scale
         for r in results:
             if r.status == "failed":
-                err.print(f"[red]error:[/] {r.input}: {r.error}")
+                error(f"{r.input}: {r.error}")
         started = time.perf_counter()
         interrupted = False
         with BatchProgress(jobs, quiet) as progress:
@@ -69,13 +84,21 @@ def dir_command(
                 progress.finished(job, result)
 
             try:
-                run_pipelined(loaded, jobs, options, output, finished, progress.start, progress.pixels)
+                if engine == "ray":
+                    def finished_with_pixels(job: Job, result: FileResult) -> None:
+                        progress.pixels(job.pixels)
+                        finished(job, result)
+
+                    run_on_ray(model_path, device, threads, jobs, options, output, finished_with_pixels,
+                               ray_address, ray_workers, ray_cpus_per_worker)
+                else:
+                    run_pipelined(loaded, jobs, options, output, finished, progress.start, progress.pixels)
             except KeyboardInterrupt:
                 interrupted = True
         elapsed = time.perf_counter() - started
         _finish(results, report, elapsed, quiet, interrupted, {
-            "input": str(input_dir), "output": str(output_dir), "model": str(loaded.path),
-            "device": str(loaded.device), "scale": scale or loaded.scale, "tile": tile,
+            "input": str(input_dir), "output": str(output_dir), "model": model_path, "engine": engine,
+            "device": device_name, "scale": scale or model_scale, "tile": tile,
         })
 
 
@@ -87,7 +110,7 @@ def _finish(results: list[FileResult], report: Path | None, elapsed: float, quie
         write_report(report, results, context)
     if not quiet or interrupted:
         line = ", ".join(f"{n} {k}" for k, n in counts.items() if n or k in ("ok", "failed"))
-        err.print(f"{'interrupted: ' if interrupted else ''}{line} in {elapsed:.1f} s")
+        note(f"{'interrupted: ' if interrupted else ''}{line} in {elapsed:.1f} s")
     if interrupted:
         raise typer.Exit(130)
     if counts["failed"]:

@@ -18,10 +18,10 @@ from .common import (
     ScaleOption,
     ThreadsOption,
     TileOption,
-    err,
     error_boundary,
     open_model,
 )
+from .console import error, note
 
 
 def _format_for(path: Path) -> str:
@@ -57,13 +57,13 @@ def image_command(
             result = run_job(loaded, Job(input_file, output_file, size, fmt), UpscaleOptions(scale, tile, batch_size),
                              output)
         except KeyboardInterrupt:
-            err.print("interrupted")
+            note("interrupted")
             raise typer.Exit(130) from None
         if result.status != "ok":
-            err.print(f"[red]error:[/] {result.input}: {result.error}")
+            error(f"{result.input}: {result.error}")
             raise typer.Exit(1)
         for warning in result.warnings:
-            err.print(f"[yellow]warning:[/] {warning}")
+            warning(f"{warning}")
         if not quiet:
             w, h = result.output_size or (0, 0)
-            err.print(f"{input_file} -> {output_file} ({w}x{h}, {result.seconds:.2f} s)")
+            note(f"{input_file} -> {output_file} ({w}x{h}, {result.seconds:.2f} s)")

@@ -7,7 +7,7 @@ import time
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..batch import FileResult, Job
-from .common import err, out
+from .console import error, out
 
 
 class BatchProgress:
@@ -56,10 +56,10 @@ class BatchProgress:
         if self.bar:
             self.bar.update(self.task, files=self._files())
         if result.status == "failed":
-            err.print(f"[red]error:[/] {result.input}: {result.error}")
+            error(f"{result.input}: {result.error}")
         elif not self.quiet and not self.bar:
             print(f"[{self.files_done}/{self.total_files}] {result.input} -> {result.output} "
                   f"({result.seconds:.2f} s)", flush=True)
         if result.status == "ok" and not self.quiet:
             for warning in result.warnings:
-                err.print(f"[yellow]warning:[/] {result.input}: {warning}")
+                warning(f"{result.input}: {warning}")

@@ -1,0 +1,119 @@
+"""`upscale dir --engine ray`: same results as the local engine, and a killed worker loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from upscale.batch import OutputOptions, plan_directory
+from upscale.cli.app import app
+from upscale.engine import UpscaleOptions
+
+from .conftest import photo
+
+ray = pytest.importorskip("ray")
+
+from upscale.ray_engine import run_on_ray  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def make_folder(folder: Path, n: int, size: int = 64) -> Path:
+    folder.mkdir(parents=True)
+    for i in range(n):
+        Image.fromarray(photo(size, size + 8, seed=i)).save(folder / f"{i:02d}.png")
+    (folder / "broken.png").write_bytes(b"not a png")
+    return folder
+
+
+def test_ray_engine_matches_local_engine(local_ray, tmp_path: Path, tiny_model: Path) -> None:
+    src = make_folder(tmp_path / "in", 6)
+    runner = CliRunner()
+    common = ["-m", str(tiny_model), "--device", "cpu", "--tile", "32"]
+    local = runner.invoke(app, ["dir", str(src), str(tmp_path / "local"), *common,
+                                "--report", str(tmp_path / "l.json")])
+    distributed = runner.invoke(app, ["dir", str(src), str(tmp_path / "ray"), *common, "--engine", "ray",
+                                      "--report", str(tmp_path / "r.json")])
+    assert local.exit_code == distributed.exit_code == 1  # broken.png fails in both
+    names = sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "ray").iterdir()) and len(names) == 6
+    for name in names:
+        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "ray" / name).read_bytes()
+    l_doc, r_doc = json.loads((tmp_path / "l.json").read_text()), json.loads((tmp_path / "r.json").read_text())
+    assert l_doc["summary"] == r_doc["summary"] == {"ok": 6, "skipped": 0, "failed": 1, "ignored": 0}
+    assert [f["status"] for f in l_doc["files"]] == [f["status"] for f in r_doc["files"]]
+    again = runner.invoke(app, ["dir", str(src), str(tmp_path / "ray"), *common, "--engine", "ray"])
+    assert "6 skipped" in again.output  # skip-existing works the same
+
+
+def _worker_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().decode(errors="ignore")
+            except OSError:
+                continue
+            if "RayUpscaler" in cmd:
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds worker processes through /proc")
+def test_killed_worker_loses_nothing(local_ray, tmp_path: Path, tiny_model: Path) -> None:
+    src = make_folder(tmp_path / "in", 16, size=160)
+    out = tmp_path / "out"
+    options = OutputOptions(format="png")
+    jobs, _ = plan_directory(src, out, options)
+    results = []
+    error: list[BaseException] = []
+
+    def drive() -> None:
+        try:
+            run_on_ray(str(tiny_model), "cpu", 1, jobs, UpscaleOptions(tile=8), options,
+                       lambda job, result: results.append(result), workers=2)
+        except BaseException as exc:  # surfaced in the main thread below
+            error.append(exc)
+
+    thread = threading.Thread(target=drive)
+    thread.start()
+    killed = None
+    deadline = time.time() + 120
+    while time.time() < deadline and killed is None:
+        written = [p for p in out.glob("*.png")] if out.exists() else []
+        pids = _worker_pids()
+        if 1 <= len(written) < len(jobs) - 4 and pids:
+            os.kill(pids[0], signal.SIGKILL)
+            killed = pids[0]
+        time.sleep(0.05)
+    thread.join(timeout=300)
+    assert not error, error
+    assert killed is not None, "the run finished before a worker could be killed"
+    ok = sorted(Path(r.input).name for r in results if r.status == "ok")
+    assert ok == sorted(p.name for p in src.glob("[0-9]*.png"))  # every file exactly once
+    assert sorted(p.name for p in out.iterdir()) == ok  # no duplicates, no temporary files
+    for path in out.iterdir():
+        with Image.open(path) as im:
+            im.load()  # complete, not truncated
+            assert im.size == (336, 320)
+
+
+def test_missing_ray_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)
+    src = make_folder(tmp_path / "in", 1)
+    result = CliRunner().invoke(app, ["dir", str(src), str(tmp_path / "out"), "--engine", "ray"])
+    assert result.exit_code == 1 and "pip install 'upscale[ray]'" in result.output
