@@ -117,3 +117,29 @@ def test_missing_ray_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
     src = make_folder(tmp_path / "in", 1)
     result = CliRunner().invoke(app, ["dir", str(src), str(tmp_path / "out"), "--engine", "ray"])
     assert result.exit_code == 1 and "pip install 'upscale[ray]'" in result.output
+
+
+def test_uri_folders_through_pyarrow_filesystems(local_ray, tmp_path: Path, tiny_model: Path) -> None:
+    """file:// URIs take the object-store path (download, run_job, single-write upload)."""
+    src = make_folder(tmp_path / "in", 3)
+    (src / "sub").mkdir()
+    Image.fromarray(photo(20, 20)).save(src / "sub" / "deep.png")
+    (src / "notes.txt").write_text("not an image")
+    runner = CliRunner()
+    common = ["-m", str(tiny_model), "--device", "cpu", "--recursive"]
+    runner.invoke(app, ["dir", str(src), str(tmp_path / "local"), *common])
+    report = tmp_path / "r.json"
+    result = runner.invoke(app, ["dir", src.as_uri(), (tmp_path / "remote").as_uri(), *common, "--engine", "ray",
+                                 "--report", str(report)])
+    assert result.exit_code == 1  # broken.png
+    doc = json.loads(report.read_text())
+    assert doc["summary"] == {"ok": 4, "skipped": 0, "failed": 1, "ignored": 1}
+    local = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*.png"))
+    remote = sorted(p.relative_to(tmp_path / "remote") for p in (tmp_path / "remote").rglob("*"))
+    assert [str(p) for p in remote if p.suffix] == [str(p) for p in local]  # no temp files left either
+    for rel in local:
+        assert (tmp_path / "local" / rel).read_bytes() == (tmp_path / "remote" / rel).read_bytes()
+    again = runner.invoke(app, ["dir", src.as_uri(), (tmp_path / "remote").as_uri(), *common, "--engine", "ray"])
+    assert "4 skipped" in again.output
+    refused = runner.invoke(app, ["dir", src.as_uri(), str(tmp_path / "x"), *common])
+    assert refused.exit_code == 1 and "--engine ray" in refused.output

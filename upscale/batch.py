@@ -162,9 +162,10 @@ def run_job(model: UpscaleModel, job: Job, upscale: UpscaleOptions, output: Outp
             on_pixels=None) -> FileResult:
     """Upscale one file; every expected failure becomes a failed result, never an exception."""
     start = time.perf_counter()
-    result = FileResult(str(job.input), str(job.output), "ok", input_size=job.size)
+    result = FileResult(str(job.input), str(job.output), "ok", input_size=job.size if job.pixels else None)
     try:
         picture = read_image(job.input, output.max_pixels)
+        result.input_size = picture.size
         upscaled = upscale_picture(model, picture, upscale, on_pixels)
         data, notes = encode(upscaled, job.output_format, output.quality, output.png_compression)
         write_atomic(job.output, data)

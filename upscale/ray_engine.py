@@ -21,24 +21,32 @@ from .batch import FileResult, Job, OutputOptions, run_job
 from .engine import UpscaleOptions
 from .errors import UpscaleError
 from .images import TEMP_SUFFIX
+from .remote import RemoteJob, open_filesystem, run_remote_job
 
 
 class RayUpscaler:
     """A Ray Data actor: loads the model once, then upscales the files named by each batch of rows."""
 
-    def __init__(self, model: str, device: str, threads: int | None, upscale: dict, output: dict) -> None:
+    def __init__(self, model: str, device: str, threads: int | None, upscale: dict, output: dict,
+                 in_uri: str | None = None, out_uri: str | None = None) -> None:
         from .model import load_model
 
         self.model = load_model(model, device, threads)
         self.upscale = UpscaleOptions(**upscale)
         self.output = OutputOptions(**output)
+        self.in_fs = open_filesystem(in_uri)[0] if in_uri else None
+        self.out_fs = open_filesystem(out_uri)[0] if out_uri else None
 
     def __call__(self, rows: dict) -> dict:
         results: dict[str, list] = {"index": [], "result": []}
         for i, index in enumerate(rows["index"]):
-            job = Job(Path(rows["input"][i]), Path(rows["output"][i]),
-                      (int(rows["width"][i]), int(rows["height"][i])), str(rows["format"][i]))
-            result = run_job(self.model, job, self.upscale, self.output)
+            if self.in_fs is not None:
+                job = RemoteJob(str(rows["input"][i]), str(rows["output"][i]), str(rows["format"][i]))
+                result = run_remote_job(self.model, self.in_fs, self.out_fs, job, self.upscale, self.output)
+            else:
+                local = Job(Path(rows["input"][i]), Path(rows["output"][i]),
+                            (int(rows["width"][i]), int(rows["height"][i])), str(rows["format"][i]))
+                result = run_job(self.model, local, self.upscale, self.output)
             results["index"].append(int(index))
             results["result"].append(json.dumps(asdict(result)))
         return results
@@ -57,15 +65,19 @@ def run_on_ray(
     model: str,
     device: str,
     threads: int | None,
-    jobs: list[Job],
+    jobs: list[Job] | list[RemoteJob],
     upscale: UpscaleOptions,
     output: OutputOptions,
-    on_result: Callable[[Job, FileResult], None],
+    on_result: Callable[[Job | RemoteJob, FileResult], None],
     address: str | None = None,
     workers: int | None = None,
     cpus_per_worker: float = 1.0,
+    uris: tuple[str, str] | None = None,
 ) -> None:
-    """Run ``jobs`` on Ray (a local instance unless ``address`` or RAY_ADDRESS names a cluster)."""
+    """Run ``jobs`` on Ray (a local instance unless ``address`` or RAY_ADDRESS names a cluster).
+
+    ``jobs`` are local `Job`s, or `RemoteJob`s inside the (input, output) folder URIs ``uris``.
+    """
     ray = _import_ray()
     if not ray.is_initialized():
         ray.init(address=address or os.environ.get("RAY_ADDRESS"), logging_level=logging.ERROR,
@@ -78,8 +90,9 @@ def run_on_ray(
     if workers is None:
         resources = ray.cluster_resources()
         workers = int(resources.get("GPU", 1)) if gpu else max(1, int(resources.get("CPU", 1) // cpus_per_worker))
-    rows = [{"index": i, "input": str(j.input), "output": str(j.output), "width": j.size[0], "height": j.size[1],
-             "format": j.output_format} for i, j in enumerate(jobs)]
+    rows = [{"index": i, "input": str(j.input), "output": str(j.output), "format": j.output_format,
+             "width": j.size[0] if isinstance(j, Job) else 0, "height": j.size[1] if isinstance(j, Job) else 0}
+            for i, j in enumerate(jobs)]
     if not rows:
         return
     # One block per file, made in the driver (no tasks that would compete with the actors for CPUs).
@@ -89,7 +102,8 @@ def run_on_ray(
         num_cpus=cpus_per_worker, num_gpus=1 if gpu else 0,
         fn_constructor_kwargs={"model": model, "device": device if not gpu else "cuda",
                                "threads": threads or max(1, int(cpus_per_worker)),
-                               "upscale": asdict(upscale), "output": asdict(output)},
+                               "upscale": asdict(upscale), "output": asdict(output),
+                               "in_uri": uris[0] if uris else None, "out_uri": uris[1] if uris else None},
     )
     for row in results.iter_rows():
         job = jobs[int(row["index"])]
@@ -98,7 +112,7 @@ def run_on_ray(
             if data[key] is not None:
                 data[key] = tuple(data[key])
         on_result(job, FileResult(**data))
-    sweep_temp_files({job.output.parent for job in jobs})
+    sweep_temp_files({job.output.parent for job in jobs if isinstance(job, Job)})
 
 
 def sweep_temp_files(folders: set[Path]) -> None:

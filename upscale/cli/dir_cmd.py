@@ -10,10 +10,12 @@ import typer
 
 from ..batch import FileResult, Job, OutputOptions, plan_directory, summarise, write_report
 from ..engine import UpscaleOptions
+from ..errors import UpscaleError
 from ..images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION
 from ..pipeline import run_pipelined
 from ..ray_engine import _import_ray, run_on_ray
 from ..registry import resolve_model_path
+from ..remote import is_uri, plan_remote
 from .common import (
     BatchOption,
     DeviceOption,
@@ -31,8 +33,9 @@ FORMATS = ["same", "png", "jpg", "webp", "tiff"]
 
 
 def dir_command(
-    input_dir: Annotated[Path, typer.Argument(help="Folder of images to upscale.", show_default=False)],
-    output_dir: Annotated[Path, typer.Argument(help="Folder for the results (created if needed).")],
+    input_dir: Annotated[str, typer.Argument(help="Folder of images to upscale (or, with --engine ray, a URI).",
+                                             show_default=False)],
+    output_dir: Annotated[str, typer.Argument(help="Folder for the results, created if needed (or a URI).")],
     model: ModelOption = "default",
     device: DeviceOption = "auto",
     scale: ScaleOption = None,
@@ -64,7 +67,14 @@ def dir_command(
         raise typer.BadParameter("must be local or ray", param_hint="--engine")
     with error_boundary():
         output = OutputOptions(fmt, quality, png_compression, suffix, overwrite, recursive, max_pixels)
-        jobs, results = plan_directory(input_dir, output_dir, output)
+        uris = None
+        if is_uri(input_dir) or is_uri(output_dir):
+            if engine != "ray":
+                raise UpscaleError("object-store URIs need --engine ray")
+            uris = (_as_uri(input_dir), _as_uri(output_dir))
+            jobs, results = plan_remote(*uris, output)
+        else:
+            jobs, results = plan_directory(Path(input_dir), Path(output_dir), output)
         options = UpscaleOptions(scale, tile, batch_size)
         if engine == "ray":
             _import_ray()  # a missing extra is a clear error before any work
@@ -90,7 +100,7 @@ def dir_command(
                         finished(job, result)
 
                     run_on_ray(model_path, device, threads, jobs, options, output, finished_with_pixels,
-                               ray_address, ray_workers, ray_cpus_per_worker)
+                               ray_address, ray_workers, ray_cpus_per_worker, uris)
                 else:
                     run_pipelined(loaded, jobs, options, output, finished, progress.start, progress.pixels)
             except KeyboardInterrupt:
@@ -100,6 +110,10 @@ def dir_command(
             "input": str(input_dir), "output": str(output_dir), "model": model_path, "engine": engine,
             "device": device_name, "scale": scale or model_scale, "tile": tile,
         })
+
+
+def _as_uri(location: str) -> str:
+    return location if is_uri(location) else Path(location).resolve().as_uri()
 
 
 def _finish(results: list[FileResult], report: Path | None, elapsed: float, quiet: bool, interrupted: bool,
