@@ -65,9 +65,9 @@ def test_model_without_metadata_is_probed(bare_model) -> None:
     assert out.pixels.shape == (120, 120, 3)
 
 
-def test_bundled_default_is_bicubic_and_matches_pillow_inside() -> None:
-    """The bundled model is real bicubic: away from the borders it equals Pillow's bicubic."""
-    model = load_model("default", "cpu")
+def test_bundled_bicubic_matches_pillow_inside() -> None:
+    """The bundled bicubic model is real bicubic: away from the borders it equals Pillow's bicubic."""
+    model = load_model("bicubic-x2", "cpu")
     assert model.info.architecture == "bicubic" and model.scale == 2
     pixels = photo(30, 40)
     out = upscale_picture(model, Picture(pixels), UpscaleOptions(tile=8)).pixels

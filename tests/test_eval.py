@@ -73,10 +73,10 @@ def test_eval_command_bicubic_and_model(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     assert doc["mean"]["SetX"]["images"] == 3 and len(doc["images"]) == 3
     model_json = tmp_path / "m.json"
-    res = runner.invoke(app, ["eval", str(folder), "-s", "2", "--model", "default", "--json", str(model_json),
+    res = runner.invoke(app, ["eval", str(folder), "-s", "2", "--model", "bicubic-x2", "--json", str(model_json),
                               "--tile", "16", "--per-image"])
     assert res.exit_code == 0, res.output
-    # the bundled model is bicubic too: after the shave, the same numbers as MATLAB-style imresize
+    # the bundled bicubic model: after the shave, the same numbers as MATLAB-style imresize
     assert json.loads(model_json.read_text())["mean"]["SetX"]["psnr"] == pytest.approx(
         doc["mean"]["SetX"]["psnr"], abs=0.05)
     missing = runner.invoke(app, ["eval", str(tmp_path / "nope"), "-s", "2"])
