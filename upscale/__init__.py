@@ -6,15 +6,16 @@ The library under the `upscale` command::
     model = load_model()                      # the bundled default, CUDA when usable
     big = upscale_pil(model, Image.open("in.png"))
 
-`upscale_picture` works on decoded arrays, `plan_directory`/`run_jobs` on whole folders.
+`upscale_picture` works on decoded arrays, `plan_directory` + `run_pipelined` on whole folders.
 """
 
-from .batch import FileResult, Job, OutputOptions, plan_directory, run_job, run_jobs, write_report
+from .batch import FileResult, Job, OutputOptions, plan_directory, run_job, write_report
 from .contract import ModelInfo
 from .engine import UpscaleOptions, upscale_picture, upscale_pil
 from .errors import DeviceError, ImageError, ModelError, UpscaleError
 from .images import Picture, read_image
 from .model import UpscaleModel, load_model
+from .pipeline import run_pipelined
 from .tiling import upscale_array
 
 __version__ = "0.1.0"
@@ -22,5 +23,5 @@ __version__ = "0.1.0"
 __all__ = [
     "DeviceError", "FileResult", "ImageError", "Job", "ModelError", "ModelInfo", "OutputOptions", "Picture",
     "UpscaleError", "UpscaleModel", "UpscaleOptions", "__version__", "load_model", "plan_directory",
-    "read_image", "run_job", "run_jobs", "upscale_array", "upscale_picture", "upscale_pil", "write_report",
+    "read_image", "run_job", "run_pipelined", "upscale_array", "upscale_picture", "upscale_pil", "write_report",
 ]

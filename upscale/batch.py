@@ -2,8 +2,8 @@
 
 `plan_directory` decides everything up front (which files, which output names, what to skip) from
 file headers alone, so progress can be weighted by pixels and naming problems surface before any
-work. `run_jobs` then yields one `FileResult` per job; a bad file becomes a failed result and the
-batch goes on. Outputs are written atomically (see `images.write_atomic`).
+work. `run_job` then does one file (`pipeline.run_pipelined` overlaps many); a bad file becomes a
+failed result and the batch goes on. Outputs are written atomically (see `images.write_atomic`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -180,13 +179,6 @@ def run_job(model: UpscaleModel, job: Job, upscale: UpscaleOptions, output: Outp
         result.status, result.error = "failed", f"cannot write output: {exc.strerror or exc}"
     result.seconds = time.perf_counter() - start
     return result
-
-
-def run_jobs(model: UpscaleModel, jobs: list[Job], upscale: UpscaleOptions, output: OutputOptions,
-             on_pixels=None) -> Iterator[FileResult]:
-    """Run ``jobs`` in order, yielding each result as it finishes."""
-    for job in jobs:
-        yield run_job(model, job, upscale, output, on_pixels)
 
 
 def summarise(results: list[FileResult]) -> dict[str, int]:
