@@ -229,3 +229,14 @@ def test_brackets_in_names_and_messages_are_not_markup(tmp_path: Path, tiny_mode
     (folder / "photo[red].png").write_bytes(b"broken")
     result = run("dir", folder, tmp_path / "out", "-m", tiny_model)
     assert result.exit_code == 1 and "photo[red].png" in result.output
+
+
+def test_warnings_are_printed_for_dir_and_image(tmp_path: Path, tiny_model: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    frames = [Image.fromarray(photo(seed=i)) for i in range(2)]
+    frames[0].save(folder / "anim.gif", save_all=True, append_images=frames[1:])
+    result = run("dir", folder, tmp_path / "out", "-m", tiny_model)
+    assert result.exit_code == 0 and "warning:" in result.output and "2 frames" in result.output
+    single = run("image", folder / "anim.gif", tmp_path / "one.png", "-m", tiny_model)
+    assert single.exit_code == 0 and "2 frames" in single.output

@@ -11,7 +11,7 @@ import typer
 
 from ..errors import DeviceError, UpscaleError
 from ..model import UpscaleModel, load_model
-from .console import err, error, note, out, warning  # noqa: F401  (re-exported for the commands)
+from .console import error, note
 
 ModelOption = Annotated[
     str, typer.Option("--model", "-m", help="Bundled model name, 'default', or a path to an .onnx file.")

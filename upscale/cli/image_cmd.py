@@ -21,7 +21,7 @@ from .common import (
     error_boundary,
     open_model,
 )
-from .console import error, note
+from .console import error, note, warning
 
 
 def _format_for(path: Path) -> str:
@@ -62,8 +62,8 @@ def image_command(
         if result.status != "ok":
             error(f"{result.input}: {result.error}")
             raise typer.Exit(1)
-        for warning in result.warnings:
-            warning(f"{warning}")
+        for text in result.warnings:
+            warning(f"{input_file}: {text}")
         if not quiet:
             w, h = result.output_size or (0, 0)
             note(f"{input_file} -> {output_file} ({w}x{h}, {result.seconds:.2f} s)")

@@ -8,7 +8,8 @@ import typer
 from rich.table import Table
 
 from ..registry import DEFAULT_MODEL, bundled_models
-from .common import DeviceOption, error_boundary, open_model, out
+from .common import DeviceOption, error_boundary, open_model
+from .console import out
 
 
 def info_command(

@@ -7,7 +7,7 @@ import time
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..batch import FileResult, Job
-from .console import error, out
+from .console import error, out, warning
 
 
 class BatchProgress:
@@ -61,5 +61,5 @@ class BatchProgress:
             print(f"[{self.files_done}/{self.total_files}] {result.input} -> {result.output} "
                   f"({result.seconds:.2f} s)", flush=True)
         if result.status == "ok" and not self.quiet:
-            for warning in result.warnings:
-                warning(f"{result.input}: {warning}")
+            for text in result.warnings:
+                warning(f"{result.input}: {text}")
