@@ -215,3 +215,17 @@ def test_training_with_perceptual_loss(tmp_path: Path) -> None:
     cfg = tiny_config(tmp_path, steps=2, val=[], perceptual_weight=0.1, vgg_weights=str(weights), patch=32)
     record = train(cfg)
     assert "perceptual" in record
+
+
+def test_init_from_another_scale(tmp_path: Path) -> None:
+    two = tiny_config(tmp_path / "x2", steps=2, val=[])
+    train(two)
+    four = tiny_config(tmp_path / "x4", steps=1, val=[], scale=4, patch=32, lr=1e-12, warmup=1, ema=0,
+                       init_from=str(Path(two.out) / "last.pt"))
+    train(four)
+    source = load_checkpoint(Path(two.out) / "last.pt")["ema"]
+    target = load_checkpoint(Path(four.out) / "last.pt")["model"]
+    assert torch.allclose(source["body.2.conv3.weight"], target["body.2.conv3.weight"], atol=1e-6)
+    assert source["body.6.conv3.weight"].shape != target["body.6.conv3.weight"].shape  # the tail is new
+    start = json.loads((Path(four.out) / "metrics.jsonl").read_text().splitlines()[0])
+    assert start["init_from"]["copied"] > 0 and start["init_from"]["kept"] > 0

@@ -59,6 +59,8 @@ def main_command(
     weight_decay: Annotated[float, typer.Option("--weight-decay")] = 0.0,
     grad_clip: Annotated[float, typer.Option("--grad-clip", help="Max grad norm; 0 = off.")] = 1.0,
     ema: Annotated[float, typer.Option("--ema", help="EMA decay; 0 = off.")] = 0.999,
+    init_from: Annotated[Path | None, typer.Option(
+        "--init-from", help="Start from this checkpoint's weights where shapes match (e.g. 4x from 2x).")] = None,
     loss: Annotated[str, typer.Option("--loss", help="l1 or mse.")] = "l1",
     fft_weight: Annotated[float, typer.Option("--fft-weight")] = 0.0,
     perceptual_weight: Annotated[float, typer.Option("--perceptual-weight", help="VGG19 feature loss weight.")] = 0.0,
@@ -76,7 +78,8 @@ def main_command(
     cfg = TrainConfig(
         data=[str(d) for d in data], val=[str(v) for v in val], scale=scale, patch=patch, batch_size=batch_size,
         arch=arch, arch_options=_arch_options(arch_option), steps=steps, minutes=minutes, stop_after=stop_after,
-        optimizer=optimizer, lr=lr, warmup=warmup, weight_decay=weight_decay, grad_clip=grad_clip, ema=ema, loss=loss,
+        optimizer=optimizer, lr=lr, warmup=warmup, weight_decay=weight_decay, grad_clip=grad_clip, ema=ema,
+        init_from=str(init_from) if init_from else None, loss=loss,
         fft_weight=fft_weight, perceptual_weight=perceptual_weight,
         vgg_weights=str(vgg_weights) if vgg_weights else None, out=str(out_dir), seed=seed, device=device,
         val_every=val_every, log_every=log_every, save_every=save_every, threads=threads,

@@ -59,6 +59,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0  # max gradient norm; 0 disables
     ema: float = 0.999  # EMA decay of weights; 0 disables
+    init_from: str | None = None  # start from another run's weights where shapes match (e.g. 4x from 2x)
     # --- loss ---
     loss: str = "l1"  # l1 or mse
     fft_weight: float = 0.0
@@ -160,6 +161,16 @@ def model_from_checkpoint(state: dict, use_ema: bool = True) -> SRNet:
     return model
 
 
+def init_weights(model: SRNet, checkpoint: Path) -> dict[str, int]:
+    """Copy every tensor of ``checkpoint`` (EMA weights when present) whose name and shape match."""
+    state = load_checkpoint(checkpoint)
+    weights = state["ema"] if state.get("ema") is not None else state["model"]
+    own = model.state_dict()
+    matched = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(matched, strict=False)
+    return {"checkpoint": str(checkpoint), "copied": len(matched), "kept": len(own) - len(matched)}
+
+
 def pick_device(spec: str, local_rank: int) -> torch.device:
     if spec == "cpu" or (spec == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
@@ -199,6 +210,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None) -> dict:
         cfg.arch, cfg.scale, cfg.arch_options = arch["name"], arch["scale"], dict(arch["options"])
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.arch, cfg.scale, **cfg.arch_options)
+    initialised = init_weights(model, Path(cfg.init_from)) if cfg.init_from and state is None else None
     ema = copy.deepcopy(model).requires_grad_(False) if cfg.ema > 0 else None
     opt = make_optimizer(model, cfg)
     start, best = 0, -math.inf
@@ -233,6 +245,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None) -> dict:
         log_line(metrics_path, {"event": "start", "step": start, "arch": asdict(summary), "device": str(device),
                                 "world_size": world, "effective_batch": cfg.batch_size * world,
                                 "train_images": len(images.images), "skipped_small": images.skipped_small,
+                                "init_from": initialised,
                                 "unreadable": images.unreadable, "config": asdict(cfg)})
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
