@@ -174,7 +174,8 @@ def main() -> None:
         compute = [timed(lambda: [model(t) for t in tiles]) for _ in range(args.repeats)]
         macs = conv_macs_per_output_pixel(model.path)
         big = np.random.default_rng(0).random((1, 3, AUTO_TILE, AUTO_TILE), dtype=np.float32)
-        big_time = statistics.median(timed(lambda: model(big)) for _ in range(args.repeats))
+        model(big)  # warm-up for this shape
+        big_time = statistics.median(timed(lambda: model(big)) for _ in range(max(7, args.repeats)))
         big_flops = 2 * macs * AUTO_TILE * AUTO_TILE * scale * scale / big_time
         peak, peak_how = cpu_peak()
 
