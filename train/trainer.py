@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from upscale.evaluate import evaluate, summarise
@@ -248,6 +249,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None) -> dict:
                                 "init_from": initialised,
                                 "unreadable": images.unreadable, "config": asdict(cfg)})
 
+    # numpy's BLAS (the patch downscale on the prefetch thread) would start its own threads and fight
+    # torch's for the same cores: one thread is 13% faster overall on 2 cores (2.84 -> 3.20 it/s, repsr x2).
+    blas_limit = threadpool_limits(limits=1, user_api="blas")
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     began = time.perf_counter()
     window_start, window_steps, data_wait = began, 0, 0.0
@@ -301,6 +305,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None) -> dict:
         if out_of_time:
             break
         wait_start = time.perf_counter()
+    blas_limit.restore_original_limits()
     if master and not cfg.val and (out / "last.pt").is_file():
         write_atomic(out / "best.pt", (out / "last.pt").read_bytes())  # no validation: best is the last
     if world > 1:
