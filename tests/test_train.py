@@ -229,3 +229,21 @@ def test_init_from_another_scale(tmp_path: Path) -> None:
     assert source["body.6.conv3.weight"].shape != target["body.6.conv3.weight"].shape  # the tail is new
     start = json.loads((Path(four.out) / "metrics.jsonl").read_text().splitlines()[0])
     assert start["init_from"]["copied"] > 0 and start["init_from"]["kept"] > 0
+
+
+def test_ctrl_c_keeps_finished_steps_and_resume_stays_exact(tmp_path: Path) -> None:
+    straight = tiny_config(tmp_path / "a", steps=8, val=[])
+    train(straight)
+    broken = tiny_config(tmp_path / "b", steps=8, val=[], log_every=1, save_every=100)
+
+    def interrupt_at_five(record: dict) -> None:
+        if record.get("step") == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(broken, progress=interrupt_at_five)
+    assert load_checkpoint(Path(broken.out) / "last.pt")["step"] == 5
+    train(broken, resume=True)
+    a = load_checkpoint(Path(straight.out) / "last.pt")
+    b = load_checkpoint(Path(broken.out) / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])

@@ -258,54 +258,64 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None) -> dict:
     record: dict = {"step": start}
     step = start
     wait_start = time.perf_counter()
-    for step, (lr_batch, hr_batch) in enumerate(prefetch(sampler, start, cfg.steps), start=start):
-        data_wait += time.perf_counter() - wait_start
-        lr_now = lr_at(step, cfg)
-        for g in opt.param_groups:
-            g["lr"] = lr_now
-        lr_batch, hr_batch = lr_batch.to(device, non_blocking=True), hr_batch.to(device, non_blocking=True)
-        with autocast:
-            sr = net(lr_batch)
-        loss, parts = criterion(sr.float(), hr_batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        if ema is not None:
-            update_ema(ema, model, cfg.ema, step)
-        done = step + 1
-        window_steps += 1
-        out_of_time = (cfg.minutes is not None and time.perf_counter() - began > cfg.minutes * 60) or (
-            cfg.stop_after is not None and done - start >= cfg.stop_after)
-        last = done == cfg.steps or out_of_time
-        if master and (done % cfg.log_every == 0 or last):
-            now = time.perf_counter()
-            record = {"event": "train", "step": done, "loss": float(loss.detach()), **parts, "lr": lr_now,
-                      "it_s": window_steps / (now - window_start), "data_wait_s": data_wait / window_steps,
-                      "elapsed_s": now - began}
-            log_line(metrics_path, record)
-            window_start, window_steps, data_wait = now, 0, 0.0
-            if progress:
-                progress(record)
-        if master and cfg.val and (done % cfg.val_every == 0 or last):
-            result = validate(ema if ema is not None else model, cfg, device)
-            psnr = mean_psnr(result)
-            record = {"event": "val", "step": done, "val": result, "psnr": psnr}
-            log_line(metrics_path, record)
-            if psnr > best:
-                best = psnr
-                save_checkpoint(out / "best.pt", checkpoint_state(model, ema, opt, done, best, cfg))
-            if progress:
-                progress(record)
-        if master and (done % cfg.save_every == 0 or last):
-            save_checkpoint(out / "last.pt", checkpoint_state(model, ema, opt, done, best, cfg))
-        if world > 1:
-            dist.barrier()
-        if out_of_time:
-            break
-        wait_start = time.perf_counter()
-    blas_limit.restore_original_limits()
+    completed: int | None = start  # steps fully applied to weights, EMA and optimiser
+    try:
+        for step, (lr_batch, hr_batch) in enumerate(prefetch(sampler, start, cfg.steps), start=start):
+            data_wait += time.perf_counter() - wait_start
+            lr_now = lr_at(step, cfg)
+            for g in opt.param_groups:
+                g["lr"] = lr_now
+            lr_batch, hr_batch = lr_batch.to(device, non_blocking=True), hr_batch.to(device, non_blocking=True)
+            with autocast:
+                sr = net(lr_batch)
+            loss, parts = criterion(sr.float(), hr_batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            completed = None  # from here until `done` the weights, EMA and optimiser are mid-update
+            opt.step()
+            if ema is not None:
+                update_ema(ema, model, cfg.ema, step)
+            done = completed = step + 1
+            window_steps += 1
+            out_of_time = (cfg.minutes is not None and time.perf_counter() - began > cfg.minutes * 60) or (
+                cfg.stop_after is not None and done - start >= cfg.stop_after)
+            last = done == cfg.steps or out_of_time
+            if master and (done % cfg.log_every == 0 or last):
+                now = time.perf_counter()
+                record = {"event": "train", "step": done, "loss": float(loss.detach()), **parts, "lr": lr_now,
+                          "it_s": window_steps / (now - window_start), "data_wait_s": data_wait / window_steps,
+                          "elapsed_s": now - began}
+                log_line(metrics_path, record)
+                window_start, window_steps, data_wait = now, 0, 0.0
+                if progress:
+                    progress(record)
+            if master and cfg.val and (done % cfg.val_every == 0 or last):
+                result = validate(ema if ema is not None else model, cfg, device)
+                psnr = mean_psnr(result)
+                record = {"event": "val", "step": done, "val": result, "psnr": psnr}
+                log_line(metrics_path, record)
+                if psnr > best:
+                    best = psnr
+                    save_checkpoint(out / "best.pt", checkpoint_state(model, ema, opt, done, best, cfg))
+                if progress:
+                    progress(record)
+            if master and (done % cfg.save_every == 0 or last):
+                save_checkpoint(out / "last.pt", checkpoint_state(model, ema, opt, done, best, cfg))
+            if world > 1:
+                dist.barrier()
+            if out_of_time:
+                break
+            wait_start = time.perf_counter()
+    except KeyboardInterrupt:
+        # Ctrl-C: keep every finished step, unless the interrupt came mid-update (then the last periodic
+        # checkpoint stands), so that --resume stays exact.
+        if master and world == 1 and completed is not None and completed > start:
+            save_checkpoint(out / "last.pt", checkpoint_state(model, ema, opt, completed, best, cfg))
+        raise
+    finally:
+        blas_limit.restore_original_limits()
     if master and not cfg.val and (out / "last.pt").is_file():
         write_atomic(out / "best.pt", (out / "last.pt").read_bytes())  # no validation: best is the last
     if world > 1:
