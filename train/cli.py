@@ -96,7 +96,7 @@ def main_command(
         error(f"{exc}")
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
-        note("interrupted: the last saved checkpoint is intact; continue with --resume")
+        note("interrupted: the finished steps are in last.pt; continue with --resume")
         raise typer.Exit(130) from None
 
 
