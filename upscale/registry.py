@@ -8,9 +8,8 @@ from pathlib import Path
 from .errors import ModelError
 
 MODELS_DIR = Path(__file__).with_name("models")
-# The model `upscale dir` uses when none is named. Until a trained model ships, this is the
-# bicubic-interpolation ONNX model that `upscale-export --bicubic` builds (see README).
-DEFAULT_MODEL = "bicubic-x2"
+# The model `upscale dir` uses when none is named: the trained 2x model (docs/MODEL_CARD.md).
+DEFAULT_MODEL = "repsr-x2"
 
 
 def bundled_models() -> dict[str, Path]:
