@@ -179,3 +179,13 @@ def test_animated_file_uses_first_frame_with_warning(tmp_path: Path) -> None:
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
     pic = read_image(tmp_path / "anim.gif")
     assert any("3 frames" in w for w in pic.warnings)
+
+
+def test_atomic_write_gives_normal_permissions(tmp_path: Path) -> None:
+    import os
+
+    target = tmp_path / "out.png"
+    write_atomic(target, b"data")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask

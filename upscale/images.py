@@ -258,11 +258,21 @@ def encode(picture: Picture, fmt: str, quality: int = 95,
     return buffer.getvalue(), notes
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that ``path`` is either absent/old or complete, never partial."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a finished file gets the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
