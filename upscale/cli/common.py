@@ -28,6 +28,10 @@ ScaleOption = Annotated[
     typer.Option("--scale", "-s", min=0.01, help="Overall factor (any value); default: the model's own scale."),
 ]
 BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Equal-shaped tiles run per batch.")]
+QualityOption = Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality.")]
+PngCompressionOption = Annotated[
+    int, typer.Option("--png-compression", min=0, max=9, help="PNG zlib level: 0 fastest, 9 smallest.")
+]
 ThreadsOption = Annotated[
     int | None, typer.Option("--threads", min=1, help="onnxruntime intra-op threads (default: all cores).")
 ]
