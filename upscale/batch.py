@@ -23,6 +23,7 @@ from .images import (
     DEFAULT_PNG_COMPRESSION,
     EXTENSIONS,
     TEMP_SUFFIX,
+    describe_error,
     encode,
     output_format,
     read_image,
@@ -128,7 +129,7 @@ def plan_directory(in_dir: Path, out_dir: Path, options: OutputOptions) -> tuple
             with Image.open(path) as im:
                 size, source_format = im.size, im.format
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-            known.append(FileResult(str(path), None, "failed", ImageError(path, _short(exc)).cause))
+            known.append(FileResult(str(path), None, "failed", describe_error(exc)))
             continue
         fmt = output_format(options.format, source_format)
         target = out_dir / output_name(path.relative_to(in_dir), fmt, options.suffix)
@@ -147,14 +148,6 @@ def plan_directory(in_dir: Path, out_dir: Path, options: OutputOptions) -> tuple
         else:
             runnable.append(job)
     return runnable, known
-
-
-def _short(exc: BaseException) -> str:
-    if isinstance(exc, Image.UnidentifiedImageError):
-        return "not an image, or a format Pillow cannot read"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    return str(exc).split("\n")[0] or type(exc).__name__
 
 
 def run_job(model: UpscaleModel, job: Job, upscale: UpscaleOptions, output: OutputOptions,

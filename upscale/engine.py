@@ -15,7 +15,7 @@ from PIL import Image
 
 from .images import Picture
 from .model import UpscaleModel
-from .tiling import from_unit_float, upscale_array
+from .tiling import from_unit_float, uint16_to_uint8, upscale_array
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def upscale_picture(model: UpscaleModel, picture: Picture, options: UpscaleOptio
 
 def _requantise(planes: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if planes.dtype == np.uint16 and dtype == np.uint8:
-        return ((planes.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        return uint16_to_uint8(planes)
     return planes.astype(dtype)
 
 

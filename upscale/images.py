@@ -20,6 +20,7 @@ from PIL import Image, ImageCms, ImageFile
 
 from .deep_color import deep_color_rawmode, encode_png16, read_deep_color
 from .errors import ImageError
+from .tiling import uint16_to_uint8
 
 TEMP_SUFFIX = ".upscale-tmp"
 DEFAULT_MAX_PIXELS = 200_000_000
@@ -78,13 +79,14 @@ def probe_size(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, i
             with Image.open(path) as im:
                 size = im.size
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
-        raise ImageError(path, _describe(exc)) from None
+        raise ImageError(path, describe_error(exc)) from None
     if size[0] * size[1] > max_pixels:
         raise ImageError(path, f"image of {size[0]}x{size[1]} exceeds the {max_pixels:,}-pixel limit")
     return size
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """The one-line cause of a failed open or decode, for reports."""
     if isinstance(exc, Image.UnidentifiedImageError):
         return "not an image, or a format Pillow cannot read"
     if isinstance(exc, FileNotFoundError):
@@ -93,7 +95,7 @@ def _describe(exc: BaseException) -> str:
         return "permission denied"
     if isinstance(exc, IsADirectoryError):
         return "is a directory"
-    text = str(exc).split("\n")[0]
+    text = str(exc).split("\n")[0] or type(exc).__name__
     return text if "truncated" not in text else "file is truncated"
 
 
@@ -113,7 +115,7 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
     except ImageError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError) as exc:
-        raise ImageError(path, _describe(exc)) from None
+        raise ImageError(path, describe_error(exc)) from None
 
 
 def _decode(path: Path, im: Image.Image) -> Picture:
@@ -213,10 +215,8 @@ def _to_pillow(picture: Picture, fmt: str, notes: list[str]) -> Image.Image | by
         return Image.fromarray(np.ascontiguousarray(pixels[..., 0]))  # "I;16"
     if deep:
         notes.append(f"{fmt} holds 8 bits per channel: 16-bit precision reduced")
-        pixels = (pixels.astype(np.uint32) * 255 + 32767) // 65535
-        alpha = None if alpha is None else (alpha.astype(np.uint32) * 255 + 32767) // 65535
-        pixels = pixels.astype(np.uint8)
-        alpha = None if alpha is None else alpha.astype(np.uint8)
+        pixels = uint16_to_uint8(pixels)
+        alpha = None if alpha is None else uint16_to_uint8(alpha)
     planes = pixels if alpha is None else np.concatenate([pixels, alpha[..., None]], axis=2)
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[planes.shape[2]]
     if fmt in ("JPEG", "BMP") and mode == "LA":

@@ -88,6 +88,11 @@ def from_unit_float(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return values.astype(dtype, copy=False)
 
 
+def uint16_to_uint8(values: np.ndarray) -> np.ndarray:
+    """Round 16-bit samples to the nearest 8-bit level (65535 -> 255)."""
+    return ((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
 def _batches(tiles: list[Tile], batch_size: int) -> Iterator[list[Tile]]:
     by_shape: dict[tuple[int, int], list[Tile]] = defaultdict(list)
     for t in tiles:
