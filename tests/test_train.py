@@ -13,7 +13,7 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 
 from upscale.train.arch import create_model, macs_per_output_pixel  # noqa: E402
-from upscale.train.data import PatchSampler, downscale, load_images  # noqa: E402
+from upscale.train.data import PatchSampler, downscale, load_images, to_unit  # noqa: E402
 from upscale.train.losses import SRLoss, vgg19_features  # noqa: E402
 from upscale.train.trainer import TrainConfig, load_checkpoint, lr_at, model_from_checkpoint, train  # noqa: E402
 
@@ -115,6 +115,9 @@ def test_batches_are_a_function_of_the_step() -> None:
     assert torch.equal(a1, a2) and torch.equal(b1, b2)
     assert not torch.equal(sampler.batch(8)[1], b1)
     assert a1.shape == (4, 3, 8, 8) and b1.shape == (4, 3, 16, 16)
+    assert a1.dtype == b1.dtype == torch.uint8  # made float on the device, by to_unit
+    unit = to_unit(b1, torch.device("cpu"))
+    assert unit.dtype == torch.float32 and torch.equal(unit, b1.float() / 255)
 
 
 def test_small_images_are_skipped_and_counted(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ def main_command(
     resume: Annotated[bool, typer.Option("--resume", help="Continue exactly from OUT/last.pt.")] = False,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    amp: Annotated[str, typer.Option("--amp", help="off (float32) or bf16 (CUDA autocast).")] = "off",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
     patch: Annotated[int, typer.Option("--patch", min=8, help="HR patch side (LR = patch/scale).")] = 128,
     lr: Annotated[float, typer.Option("--lr")] = 5e-4,
@@ -81,7 +82,7 @@ def main_command(
         optimizer=optimizer, lr=lr, warmup=warmup, weight_decay=weight_decay, grad_clip=grad_clip, ema=ema,
         init_from=str(init_from) if init_from else None, loss=loss,
         fft_weight=fft_weight, perceptual_weight=perceptual_weight,
-        vgg_weights=str(vgg_weights) if vgg_weights else None, out=str(out_dir), seed=seed, device=device,
+        vgg_weights=str(vgg_weights) if vgg_weights else None, out=str(out_dir), seed=seed, device=device, amp=amp,
         val_every=val_every, log_every=log_every, save_every=save_every, threads=threads,
     )
     if resume and not data:
