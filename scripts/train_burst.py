@@ -31,9 +31,13 @@ JOBS: dict[str, list[str]] = {
     # The 2x model: 32 channels, 10 layers = 24,195 MACs per output pixel (budget: 25,000).
     "repsr-x2-d10": ["--scale", "2", "--arch", "repsr", "--arch-option", "depth=10", "--patch", "96",
                      "--batch-size", "64", "--lr", "1e-3", "--warmup", "500"],
-    # The shipped 32x8 network (19,587 MACs), continued at a low rate with large batches.
-    "repsr-x2-ft": ["--scale", "2", "--arch", "repsr", "--init-from", "checkpoints/repsr-x2/best.pt",
+    # The first shipped 32x8 network (19,587 MACs, trained on CPU), continued at a low rate with large batches.
+    "repsr-x2-ft": ["--scale", "2", "--arch", "repsr", "--init-from", "checkpoints/repsr-x2-d8/best.pt",
                     "--patch", "96", "--batch-size", "64", "--lr", "2e-4", "--warmup", "200"],
+    # Second stage of the 2x model: repsr-x2-d10's weights, a new cosine cycle at a lower peak rate.
+    "repsr-x2-d10-ft": ["--scale", "2", "--arch", "repsr", "--arch-option", "depth=10",
+                        "--init-from", "checkpoints/repsr-x2-d10/best.pt", "--patch", "96", "--batch-size", "64",
+                        "--lr", "3e-4", "--warmup", "200"],
     # The 4x model: 64 channels, 10 layers in 1/16 of the output pixels = 24,951 MACs per output pixel.
     "repsr-x4": ["--scale", "4", "--arch", "repsr", "--arch-option", "channels=64", "--arch-option", "depth=10",
                  "--patch", "128", "--batch-size", "64", "--lr", "1e-3", "--warmup", "500"],
