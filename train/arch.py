@@ -95,7 +95,7 @@ def macs_per_output_pixel(model: nn.Module, size: int = 16) -> float:
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
     try:
         with torch.no_grad():
-            out = model(torch.zeros(1, 3, size, size))
+            out = model(torch.zeros(1, 3, size, size, device=next(model.parameters()).device))
     finally:
         for h in handles:
             h.remove()
@@ -165,11 +165,11 @@ class RepConv(nn.Module):
 
     @torch.no_grad()
     def folded(self) -> nn.Conv2d:
-        conv = nn.Conv2d(self.conv3.in_channels, self.conv3.out_channels, 3, padding=1)
         weight = self.conv3.weight.clone()
+        conv = nn.Conv2d(self.conv3.in_channels, self.conv3.out_channels, 3, padding=1, device=weight.device)
         weight[:, :, 1:2, 1:2] += self.conv1.weight
         if self.identity:
-            weight[:, :, 1, 1] += torch.eye(weight.shape[0], dtype=weight.dtype)
+            weight[:, :, 1, 1] += torch.eye(weight.shape[0], dtype=weight.dtype, device=weight.device)
         conv.weight.copy_(weight)
         conv.bias.copy_(self.conv3.bias + self.conv1.bias)
         return conv
