@@ -23,6 +23,8 @@ def export(
     fp16: Annotated[bool, typer.Option("--fp16", help="Write float16 weights and I/O.")] = False,
     validation: Annotated[str, typer.Option("--validation",
                                             help="Quality note for the metadata (default: from the checkpoint).")] = "",
+    training_data: Annotated[str, typer.Option(
+        "--training-data", help="Training-data note for the metadata (default: the --data folder names).")] = "",
     bicubic: Annotated[int | None, typer.Option(
         "--bicubic", min=1, max=8, help="Instead: build the bicubic-interpolation model of this scale.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
@@ -46,7 +48,7 @@ def export(
         error(f"{checkpoint}: checkpoint not found")
         raise typer.Exit(1)
     try:
-        summary = export_checkpoint(checkpoint, output, fp16, validation)
+        summary = export_checkpoint(checkpoint, output, fp16, validation, training_data)
     except (RuntimeError, KeyError, ValueError, onnx.checker.ValidationError) as exc:
         error(f"{checkpoint}: {exc}")
         raise typer.Exit(1) from None

@@ -98,7 +98,8 @@ def parity(model_proto: onnx.ModelProto, reference: SRNet, fp16: bool) -> float:
     return worst
 
 
-def export_checkpoint(checkpoint: Path, output: Path, fp16: bool = False, validation: str = "") -> ExportSummary:
+def export_checkpoint(checkpoint: Path, output: Path, fp16: bool = False, validation: str = "",
+                      training_data: str = "") -> ExportSummary:
     """Write ``output`` from ``checkpoint``; raises RuntimeError when parity fails (nothing written)."""
     state = load_checkpoint(checkpoint)
     model = model_from_checkpoint(state).eval()
@@ -116,7 +117,7 @@ def export_checkpoint(checkpoint: Path, output: Path, fp16: bool = False, valida
         validation = f"mean Y-PSNR {state['best_psnr']:.2f} dB on {sets}"
     info = ModelInfo(
         scale=summary.scale, architecture=summary.name, tile_overlap=summary.receptive_field,
-        training_data=", ".join(Path(d).name for d in config.get("data", [])),
+        training_data=training_data or ", ".join(Path(d).name for d in config.get("data", [])),
         validation=validation,
         description=f"{summary.name} x{summary.scale}, {summary.params:,} parameters, "
                     f"{summary.macs_per_output_pixel:,.0f} MACs per output pixel, step {state.get('step')}"

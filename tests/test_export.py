@@ -41,6 +41,13 @@ def test_export_writes_a_self_describing_model(checkpoint: Path, tmp_path: Path)
     assert info.has_metadata and info.scale == 2 and info.architecture == "repsr" and info.tile_overlap == 4
     assert info.training_data == "data" and "dB" in info.validation
 
+    noted = tmp_path / "noted.onnx"
+    result = runner.invoke(export_app, [str(noted), "-c", str(checkpoint), "--validation", "Set5 x2 40.00 dB",
+                                        "--training-data", "T91, BSD200"])
+    assert result.exit_code == 0, result.output
+    noted_info = load_model(noted, "cpu").info
+    assert noted_info.validation == "Set5 x2 40.00 dB" and noted_info.training_data == "T91, BSD200"
+
     # The ONNX model run by the engine equals the PyTorch model, at two sizes and with tiling.
     reference = model_from_checkpoint(load_checkpoint(checkpoint)).eval()
     for h, w in [(19, 23), (40, 33)]:

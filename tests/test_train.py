@@ -250,3 +250,15 @@ def test_ctrl_c_keeps_finished_steps_and_resume_stays_exact(tmp_path: Path) -> N
     a = load_checkpoint(Path(straight.out) / "last.pt")
     b = load_checkpoint(Path(broken.out) / "last.pt")
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_amp_is_float32_by_default_and_bf16_only_on_cuda() -> None:
+    from upscale.train.trainer import make_autocast
+
+    cpu = torch.device("cpu")
+    with make_autocast("off", cpu):
+        assert not torch.is_autocast_enabled("cpu")
+    with pytest.raises(ValueError, match="CUDA"):
+        make_autocast("bf16", cpu)
+    with pytest.raises(ValueError, match="off or bf16"):
+        make_autocast("fp8", cpu)

@@ -344,8 +344,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None) -> dict:
 
 def ranks_in_sync(model: nn.Module) -> bool:
     """Whether every rank holds the same weights (DDP should guarantee it; this checks)."""
-    flat = torch.cat([p.detach().reshape(-1).double().cpu() for p in model.parameters()])
-    mine = torch.stack([flat.sum(), (flat * torch.arange(1, flat.numel() + 1, dtype=torch.float64)).sum()])
+    flat = torch.cat([p.detach().reshape(-1).double() for p in model.parameters()])  # on the model's device:
+    weights = torch.arange(1, flat.numel() + 1, dtype=torch.float64, device=flat.device)  # NCCL needs CUDA tensors
+    mine = torch.stack([flat.sum(), (flat * weights).sum()])
     gathered = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, mine)
     return all(torch.equal(g, gathered[0]) for g in gathered)

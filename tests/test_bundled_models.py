@@ -1,0 +1,48 @@
+"""The models that ship inside the package: each loads, describes itself, and upscales by its scale.
+
+Their quality is measured by `upscale eval` on Set5/Set14 (docs/MODEL_CARD.md), which the test suite
+cannot hold; here we check what would break a user's first run: contract, size, and that the float16
+variant computes the same picture as its float32 twin.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from upscale import load_model
+from upscale.registry import DEFAULT_MODEL, MODELS_DIR, bundled_models
+
+from .conftest import photo
+
+LEARNED = [name for name in bundled_models() if name.startswith("repsr")]
+
+
+def test_the_default_is_a_learned_2x_model_and_every_scale_ships() -> None:
+    assert DEFAULT_MODEL in bundled_models()
+    assert load_model("default", "cpu").info.scale == 2
+    assert {load_model(name, "cpu").info.scale for name in LEARNED} == {2, 4}
+
+
+@pytest.mark.parametrize("name", LEARNED)
+def test_bundled_model_is_small_self_describing_and_upscales(name: str) -> None:
+    path = MODELS_DIR / f"{name}.onnx"
+    assert path.stat().st_size < 4 * 1024 * 1024  # "a few MB at most"
+    model = load_model(name, "cpu")
+    info = model.info
+    assert info.has_metadata and info.architecture == "repsr" and f"x{info.scale}" in name
+    assert info.training_data and "Set5" in info.validation and "MACs" in info.description
+    x = photo(17, 23).astype(np.float32).transpose(2, 0, 1)[None] / 255
+    y = model(x)
+    assert y.shape == (1, 3, 17 * info.scale, 23 * info.scale)
+    # On a smooth picture a working model stays near the input (broken or random weights do not).
+    nearest = x.repeat(info.scale, axis=2).repeat(info.scale, axis=3)
+    assert float(np.abs(y - nearest).mean()) < 0.03
+
+
+@pytest.mark.parametrize("name", [n for n in LEARNED if n.endswith("-fp16")])
+def test_float16_variant_matches_its_float32_twin(name: str) -> None:
+    x = photo(20, 20).astype(np.float32).transpose(2, 0, 1)[None] / 255
+    half, full = load_model(name, "cpu"), load_model(name.removesuffix("-fp16"), "cpu")
+    assert half.info.scale == full.info.scale
+    assert np.abs(half(x).astype(np.float32) - full(x)).max() < 2e-2
