@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -63,7 +64,10 @@ def command(name: str, data: list[str], val: list[str], out: Path, steps: int, m
 def launch(cmd: list[str], log: Path) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "upscale.train", *cmd[1:]]  # the same as the console script
-    return subprocess.Popen(argv, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    # Run from the repository root, `-m` would put the root first on sys.path, and the source folder
+    # `upscale/` (which holds no `train`) would shadow an installed package: keep the root off the path.
+    env = {**os.environ, "PYTHONSAFEPATH": "1"}
+    return subprocess.Popen(argv, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)
 
 
 def steps_per_second(metrics: Path) -> float:
