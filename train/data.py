@@ -7,7 +7,7 @@ and a prefetch thread can run ahead without touching any shared random state.
 The low-resolution input is the MATLAB-compatible antialiased bicubic downscale of the whole image
 (`upscale.bicubic.imresize`, rounded to 8 bits like the evaluation protocol), made once when the
 sampler is built; a pair is the HR patch and the LR patch on the same grid. So training sees exactly
-the inputs `upscale eval` makes, and a batch costs only slicing: ~2 ms for 16 pairs of 96x96, against
+the inputs `upscale eval` makes, and a batch costs only slicing: 3 ms for 16 pairs of 96x96, against
 42 ms when each patch was downscaled on its own (`benchmarks/data_loading.py`), which is what lets a GPU
 be fed from one thread. Batches stay uint8 until they reach the device (a quarter of the bytes to move).
 """
