@@ -79,5 +79,8 @@ def test_eval_command_bicubic_and_model(tmp_path: Path) -> None:
     # the bundled bicubic model: after the shave, the same numbers as MATLAB-style imresize
     assert json.loads(model_json.read_text())["mean"]["SetX"]["psnr"] == pytest.approx(
         doc["mean"]["SetX"]["psnr"], abs=0.05)
+    assert "warning" not in res.output
+    mismatched = runner.invoke(app, ["eval", str(folder), "-s", "4", "--model", "bicubic-x2"])
+    assert mismatched.exit_code == 0 and "bicubic-x2.onnx is a 2x model" in mismatched.output
     missing = runner.invoke(app, ["eval", str(tmp_path / "nope"), "-s", "2"])
     assert missing.exit_code == 1 and "not a folder" in missing.output

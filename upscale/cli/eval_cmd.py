@@ -13,7 +13,7 @@ from ..errors import UpscaleError
 from ..evaluate import as_json, bicubic_upscaler, evaluate, model_upscaler, summarise
 from ..images import write_atomic
 from .common import DeviceOption, ThreadsOption, TileOption, error_boundary, open_model
-from .console import out
+from .console import out, warning
 
 
 def eval_command(
@@ -36,6 +36,9 @@ def eval_command(
         else:
             loaded = open_model(model, device, threads)
             upscaler, label = model_upscaler(loaded, scale, tile), str(loaded.path)
+            if loaded.scale != scale:  # allowed (it is what `upscale dir --scale` does), but not the model's own score
+                warning(f"{loaded.path.name} is a {loaded.scale}x model: scoring it at x{scale} runs it and resizes "
+                        f"with Lanczos, so this measures that pipeline, not the model at its own scale")
         scores = evaluate(folders, scale, upscaler)
         if not scores:
             raise UpscaleError("no images found in " + ", ".join(map(str, folders)))
