@@ -94,3 +94,16 @@ def test_cuda_request_without_gpu_is_a_device_error(tiny_model) -> None:
     assert str(load_model(tiny_model, "auto").device) == "cpu"
     with pytest.raises(DeviceError, match="unknown device"):
         load_model(tiny_model, "gpu")
+
+
+def test_cpu_lanes_split_batches_and_compute_the_same(tiny_model) -> None:
+    """With 2+ threads a batch of tiles is shared by two half-thread sessions; the numbers do not change."""
+    model = load_model(tiny_model, "cpu", threads=2)
+    assert len(model.lanes) == 2
+    rng = np.random.default_rng(0)
+    batch = rng.random((5, 3, 13, 11), dtype=np.float32)  # 5: the lanes get unequal parts (3 + 2)
+    whole = model.session.run(None, {model.input_name: batch})[0]
+    assert np.abs(model(batch) - whole).max() < 1e-6
+    single = rng.random((1, 3, 13, 11), dtype=np.float32)  # one tile: all threads, in one session
+    assert np.abs(model(single) - model.session.run(None, {model.input_name: single})[0]).max() == 0
+    assert load_model(tiny_model, "cpu", threads=1).lanes == []

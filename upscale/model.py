@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from .errors import ModelError
 from .registry import resolve_model_path
 
 _PROBE_SIZE = (17, 23)  # odd and unequal, so a wrong guess of the scale cannot pass by accident
+_LANES = 2
+"""CPU sessions that share a batch of tiles: each runs its part on half the threads (see `UpscaleModel`)."""
 
 
 def _session_options(threads: int | None) -> ort.SessionOptions:
@@ -38,11 +41,19 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
 class UpscaleModel:
     """An onnxruntime session plus the model's contract (`info`)."""
 
-    def __init__(self, path: Path, session: ort.InferenceSession, info: ModelInfo, device: Device) -> None:
+    def __init__(self, path: Path, session: ort.InferenceSession, info: ModelInfo, device: Device,
+                 lanes: list[ort.InferenceSession] | None = None) -> None:
         self.path = path
         self.session = session
         self.info = info
         self.device = device
+        # Batches of several tiles are split over `lanes`, sessions with a share of the threads each, run
+        # side by side. One session using every core waits at each operator for its slowest thread, and
+        # the image encoders take cores away at random: on 2 cores, two 1-thread sessions did 16 640x480
+        # images in 13.8-14.0 s against 15.5-15.9 s (PNG level 6, benchmarks/throughput.py's images).
+        # A single tile (a small image) still gets every thread, from `session`.
+        self.lanes = lanes or []
+        self._lane_pool = ThreadPoolExecutor(len(self.lanes), "upscale-lane") if len(self.lanes) > 1 else None
         inp = session.get_inputs()[0]
         self.input_name = inp.name
         self.input_dtype = np.float16 if "float16" in inp.type else np.float32
@@ -59,7 +70,12 @@ class UpscaleModel:
         if (ph, pw) != (h, w):
             batch = np.pad(batch, ((0, 0), (0, 0), (0, ph - h), (0, pw - w)), mode="edge")
         feed = np.ascontiguousarray(batch, dtype=self.input_dtype)
-        out = self.session.run(None, {self.input_name: feed})[0]
+        if self._lane_pool is not None and len(feed) >= len(self.lanes):
+            parts = np.array_split(feed, len(self.lanes))
+            runs = self._lane_pool.map(lambda lane, part: lane.run(None, {self.input_name: part})[0], self.lanes, parts)
+            out = np.concatenate(list(runs))
+        else:
+            out = self.session.run(None, {self.input_name: feed})[0]
         s = self.info.scale
         return np.asarray(out[:, :, : h * s, : w * s], dtype=np.float32)
 
@@ -120,4 +136,13 @@ def load_model(model: str | os.PathLike[str] = "default", device: str = "auto",
         info = ModelInfo(scale=_probe_scale(session), has_metadata=False)
     elif info.channel_order != "RGB" or info.value_range != "0-1":
         raise ModelError(f"{path}: unsupported convention {info.channel_order} {info.value_range}")
-    return UpscaleModel(path, session, replace(info), resolved)
+    cores = threads or _cpu_count()
+    lanes = []
+    if resolved.kind == "cpu" and cores >= _LANES:
+        lanes = [quiet_session(data, resolved, _session_options(cores // _LANES)) for _ in range(_LANES)]
+    return UpscaleModel(path, session, replace(info), resolved, lanes)
+
+
+def _cpu_count() -> int:
+    """The cores this process may run on (its affinity), as onnxruntime counts them for its default."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
