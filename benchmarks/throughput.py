@@ -37,7 +37,7 @@ from onnx import shape_inference
 from PIL import Image
 
 from upscale import load_model
-from upscale.engine import upscale_picture
+from upscale.engine import UpscaleOptions, upscale_picture
 from upscale.images import DEFAULT_PNG_COMPRESSION, encode, read_image, write_atomic
 from upscale.tiling import AUTO_TILE, plan_tiles
 
@@ -162,14 +162,19 @@ def main() -> None:
                 naive.append(timed(lambda out=out, script=script: run_cli([*script, str(args.images), str(out)])))
             naive_bytes = sum(p.stat().st_size for p in (work / "naive0").iterdir())
 
-        # 3. onnxruntime compute alone, on the engine's own tiles, pre-decoded
+        # 3. onnxruntime compute alone, on the engine's own tiles, pre-decoded, batched as the engine
+        # batches them (equal-shaped tiles of one image together, up to its batch size)
         tiles = []
         for p in inputs:
             pixels = read_image(p).pixels
+            by_shape: dict[tuple[int, ...], list[np.ndarray]] = {}
             for t in plan_tiles(pixels.shape[0], pixels.shape[1], None, model.info.tile_overlap):
                 window = pixels[t.rows.lo : t.rows.hi, t.cols.lo : t.cols.hi]
-                tiles.append(np.ascontiguousarray(window.transpose(2, 0, 1)[None], np.float32) / 255)
-        tile_out_px = sum(t.shape[2] * t.shape[3] for t in tiles) * scale * scale
+                by_shape.setdefault(window.shape, []).append(window.transpose(2, 0, 1).astype(np.float32) / 255)
+            size = UpscaleOptions().batch_size
+            for group in by_shape.values():
+                tiles += [np.stack(group[i : i + size]) for i in range(0, len(group), size)]
+        tile_out_px = sum(t.shape[0] * t.shape[2] * t.shape[3] for t in tiles) * scale * scale
         model(tiles[0])  # warm-up
         compute = [timed(lambda: [model(t) for t in tiles]) for _ in range(args.repeats)]
         macs = conv_macs_per_output_pixel(model.path)
