@@ -39,7 +39,7 @@ from PIL import Image
 from upscale import load_model
 from upscale.engine import UpscaleOptions, upscale_picture
 from upscale.images import DEFAULT_PNG_COMPRESSION, encode, read_image, write_atomic
-from upscale.tiling import AUTO_TILE, plan_tiles
+from upscale.tiling import AUTO_TILE, plan_tiles, tile_batches
 
 HERE = Path(__file__).resolve().parent
 
@@ -167,13 +167,10 @@ def main() -> None:
         tiles = []
         for p in inputs:
             pixels = read_image(p).pixels
-            by_shape: dict[tuple[int, ...], list[np.ndarray]] = {}
-            for t in plan_tiles(pixels.shape[0], pixels.shape[1], None, model.info.tile_overlap):
-                window = pixels[t.rows.lo : t.rows.hi, t.cols.lo : t.cols.hi]
-                by_shape.setdefault(window.shape, []).append(window.transpose(2, 0, 1).astype(np.float32) / 255)
-            size = UpscaleOptions().batch_size
-            for group in by_shape.values():
-                tiles += [np.stack(group[i : i + size]) for i in range(0, len(group), size)]
+            planned = plan_tiles(pixels.shape[0], pixels.shape[1], None, model.info.tile_overlap)
+            for group in tile_batches(planned, UpscaleOptions().batch_size):
+                windows = [pixels[t.rows.lo : t.rows.hi, t.cols.lo : t.cols.hi] for t in group]
+                tiles.append(np.stack(windows).transpose(0, 3, 1, 2).astype(np.float32) / 255)
         tile_out_px = sum(t.shape[0] * t.shape[2] * t.shape[3] for t in tiles) * scale * scale
         model(tiles[0])  # warm-up
         compute = [timed(lambda: [model(t) for t in tiles]) for _ in range(args.repeats)]

@@ -153,19 +153,22 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+def checkpoint_weights(state: dict, use_ema: bool = True) -> dict:
+    """The weights a checkpoint stands for: its EMA weights when it has them (what validation scored)."""
+    return state["ema"] if use_ema and state.get("ema") is not None else state["model"]
+
+
 def model_from_checkpoint(state: dict, use_ema: bool = True) -> SRNet:
     """Rebuild the network a checkpoint describes, with its EMA weights when it has them."""
     arch = state["arch"]
     model = create_model(arch["name"], arch["scale"], **arch["options"])
-    weights = state["ema"] if use_ema and state.get("ema") is not None else state["model"]
-    model.load_state_dict(weights)
+    model.load_state_dict(checkpoint_weights(state, use_ema))
     return model
 
 
 def init_weights(model: SRNet, checkpoint: Path) -> dict[str, int]:
     """Copy every tensor of ``checkpoint`` (EMA weights when present) whose name and shape match."""
-    state = load_checkpoint(checkpoint)
-    weights = state["ema"] if state.get("ema") is not None else state["model"]
+    weights = checkpoint_weights(load_checkpoint(checkpoint))
     own = model.state_dict()
     matched = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(matched, strict=False)

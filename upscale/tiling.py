@@ -93,7 +93,8 @@ def uint16_to_uint8(values: np.ndarray) -> np.ndarray:
     return ((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
 
 
-def _batches(tiles: list[Tile], batch_size: int) -> Iterator[list[Tile]]:
+def tile_batches(tiles: list[Tile], batch_size: int) -> Iterator[list[Tile]]:
+    """Tiles grouped as the engine runs them: equal window shapes together, at most ``batch_size`` each."""
     by_shape: dict[tuple[int, int], list[Tile]] = defaultdict(list)
     for t in tiles:
         by_shape[t.window_shape].append(t)
@@ -125,7 +126,7 @@ def upscale_array(
     h, w = pixels.shape[:2]
     dtype = np.dtype(out_dtype or pixels.dtype)
     out = np.empty((h * scale, w * scale, 3), dtype)
-    for group in _batches(plan_tiles(h, w, tile, overlap), batch_size):
+    for group in tile_batches(plan_tiles(h, w, tile, overlap), batch_size):
         windows = [pixels[t.rows.lo : t.rows.hi, t.cols.lo : t.cols.hi] for t in group]
         batch = _to_unit_float(np.stack(windows)).transpose(0, 3, 1, 2)
         result = model(np.ascontiguousarray(batch))
