@@ -108,7 +108,10 @@ def to_onnx(model: SRNet, fp16: bool = False) -> onnx.ModelProto:
     program.optimize()
     buffer = io.BytesIO()
     program.save(buffer)
-    return onnx.load_from_string(buffer.getvalue())
+    proto = onnx.load_from_string(buffer.getvalue())
+    for node in proto.graph.node:  # torch's per-node debug records: stack traces with this machine's paths
+        del node.metadata_props[:]
+    return proto
 
 
 def parity(model_proto: onnx.ModelProto, reference: SRNet, fp16: bool) -> float:
