@@ -8,10 +8,11 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from upscale.cli.console import error, note, out
+from upscale.cli.console import error, note, out, warning
 
 from .arch import architectures, create_model
-from .trainer import TrainConfig, train
+from .config import TrainConfig, config_for_resume
+from .trainer import load_checkpoint, train
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -36,62 +37,64 @@ def _list_archs(value: bool) -> None:
         raise typer.Exit()
 
 
+_D = TrainConfig()  # the defaults, written once in TrainConfig; --help shows them
+
+
 @app.command()
 def main_command(
+    ctx: typer.Context,
     data: Annotated[list[Path], typer.Option("--data", help="Folder of HR training images (repeatable).")] = [],  # noqa: B006
     val: Annotated[list[Path], typer.Option("--val", help="Folder of HR validation images (repeatable).")] = [],  # noqa: B006
-    scale: Annotated[int, typer.Option("--scale", min=2, max=4)] = 2,
-    arch: Annotated[str, typer.Option("--arch", help="Architecture (see --list-archs).")] = "repsr",
+    scale: Annotated[int, typer.Option("--scale", min=2, max=4)] = _D.scale,
+    arch: Annotated[str, typer.Option("--arch", help="Architecture (see --list-archs).")] = _D.arch,
     arch_option: Annotated[list[str], typer.Option("--arch-option", help="KEY=INT, e.g. channels=32.")] = [],  # noqa: B006
-    out_dir: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/default"),
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Total steps (the schedule spans them).")] = 20000,
-    minutes: Annotated[float | None, typer.Option("--minutes", help="Time budget; saves and stops.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path(_D.out),
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Total steps (the schedule spans them).")] = _D.steps,
+    minutes: Annotated[float | None, typer.Option("--minutes", help="Time budget; saves and stops.")] = _D.minutes,
     stop_after: Annotated[int | None, typer.Option("--stop-after", min=1,
                                                    help="Stop (and save) after this many steps; resume later.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue exactly from OUT/last.pt.")] = False,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
-    amp: Annotated[str, typer.Option("--amp", help="off (float32) or bf16 (CUDA autocast).")] = "off",
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
-    patch: Annotated[int, typer.Option("--patch", min=8, help="HR patch side (LR = patch/scale).")] = 128,
-    lr: Annotated[float, typer.Option("--lr")] = 5e-4,
-    optimizer: Annotated[str, typer.Option("--optimizer", help="adam or adamw.")] = "adam",
-    warmup: Annotated[int, typer.Option("--warmup", min=0)] = 500,
-    weight_decay: Annotated[float, typer.Option("--weight-decay")] = 0.0,
-    grad_clip: Annotated[float, typer.Option("--grad-clip", help="Max grad norm; 0 = off.")] = 1.0,
-    ema: Annotated[float, typer.Option("--ema", help="EMA decay; 0 = off.")] = 0.999,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue exactly from OUT/last.pt, with its settings.")] = False,
+    seed: Annotated[int, typer.Option("--seed")] = _D.seed,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = _D.device,
+    amp: Annotated[str, typer.Option("--amp", help="off (float32) or bf16 (CUDA autocast).")] = _D.amp,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = _D.batch_size,
+    patch: Annotated[int, typer.Option("--patch", min=8, help="HR patch side (LR = patch/scale).")] = _D.patch,
+    lr: Annotated[float, typer.Option("--lr")] = _D.lr,
+    optimizer: Annotated[str, typer.Option("--optimizer", help="adam or adamw.")] = _D.optimizer,
+    warmup: Annotated[int, typer.Option("--warmup", min=0)] = _D.warmup,
+    weight_decay: Annotated[float, typer.Option("--weight-decay")] = _D.weight_decay,
+    grad_clip: Annotated[float, typer.Option("--grad-clip", help="Max grad norm; 0 = off.")] = _D.grad_clip,
+    ema: Annotated[float, typer.Option("--ema", help="EMA decay; 0 = off.")] = _D.ema,
     init_from: Annotated[Path | None, typer.Option(
         "--init-from", help="Start from this checkpoint's weights where shapes match (e.g. 4x from 2x).")] = None,
-    loss: Annotated[str, typer.Option("--loss", help="l1 or mse.")] = "l1",
-    fft_weight: Annotated[float, typer.Option("--fft-weight")] = 0.0,
-    perceptual_weight: Annotated[float, typer.Option("--perceptual-weight", help="VGG19 feature loss weight.")] = 0.0,
+    loss: Annotated[str, typer.Option("--loss", help="l1 or mse.")] = _D.loss,
+    fft_weight: Annotated[float, typer.Option("--fft-weight")] = _D.fft_weight,
+    perceptual_weight: Annotated[float, typer.Option("--perceptual-weight",
+                                                     help="VGG19 feature loss weight.")] = _D.perceptual_weight,
     vgg_weights: Annotated[Path | None, typer.Option("--vgg-weights", help="torchvision VGG19 .pth file.")] = None,
-    val_every: Annotated[int, typer.Option("--val-every", min=1)] = 1000,
-    log_every: Annotated[int, typer.Option("--log-every", min=1)] = 50,
-    save_every: Annotated[int, typer.Option("--save-every", min=1)] = 500,
-    threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
+    val_every: Annotated[int, typer.Option("--val-every", min=1)] = _D.val_every,
+    log_every: Annotated[int, typer.Option("--log-every", min=1)] = _D.log_every,
+    save_every: Annotated[int, typer.Option("--save-every", min=1)] = _D.save_every,
+    threads: Annotated[int | None, typer.Option("--threads", min=1)] = _D.threads,
     list_archs: Annotated[bool, typer.Option("--list-archs", callback=_list_archs, is_eager=True,
                                              help="List architectures with their cost, then exit.")] = False,
 ) -> None:
-    """Train a super-resolution CNN on folders of high-resolution images."""
-    if not data and not resume:
-        raise typer.BadParameter("give at least one --data folder", param_hint="--data")
-    cfg = TrainConfig(
-        data=[str(d) for d in data], val=[str(v) for v in val], scale=scale, patch=patch, batch_size=batch_size,
-        arch=arch, arch_options=_arch_options(arch_option), steps=steps, minutes=minutes, stop_after=stop_after,
-        optimizer=optimizer, lr=lr, warmup=warmup, weight_decay=weight_decay, grad_clip=grad_clip, ema=ema,
-        init_from=str(init_from) if init_from else None, loss=loss,
-        fft_weight=fft_weight, perceptual_weight=perceptual_weight,
-        vgg_weights=str(vgg_weights) if vgg_weights else None, out=str(out_dir), seed=seed, device=device, amp=amp,
-        val_every=val_every, log_every=log_every, save_every=save_every, threads=threads,
-    )
-    if resume and not data:
-        from .trainer import load_checkpoint
+    """Train a super-resolution CNN on folders of high-resolution images.
 
-        saved = load_checkpoint(out_dir / "last.pt")["config"] if (out_dir / "last.pt").is_file() else {}
-        cfg.data, cfg.val = saved.get("data", []), saved.get("val", []) or cfg.val
+    With --resume, the run continues with the settings its checkpoint recorded: --minutes, --stop-after,
+    --device, --threads, --log-every, --save-every and --val-every may change (with a warning); any other
+    option that differs from the run's is refused.
+    """
+    given = _given_options(ctx)
     try:
-        with _Reporter(steps) as report:
+        cfg = _resume_config(out_dir, given) if resume else TrainConfig(**given)
+    except (FileNotFoundError, ValueError) as exc:
+        error(f"{exc}")
+        raise typer.Exit(2) from None
+    if not cfg.data:
+        raise typer.BadParameter("give at least one --data folder", param_hint="--data")
+    try:
+        with _Reporter(cfg.steps) as report:
             train(cfg, resume=resume, progress=report)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         error(f"{exc}")
@@ -99,6 +102,44 @@ def main_command(
     except KeyboardInterrupt:
         note("interrupted: the finished steps are in last.pt; continue with --resume")
         raise typer.Exit(130) from None
+
+
+# Command-line parameters whose config field has another name or type.
+_FIELD_OF = {"out_dir": "out", "arch_option": "arch_options"}
+_NOT_CONFIG = {"resume", "list_archs"}
+
+
+def _given_options(ctx: typer.Context) -> dict:
+    """The options typed on the command line, as config fields (the rest keep the config's values)."""
+    given = {}
+    for name, value in ctx.params.items():
+        if name in _NOT_CONFIG or _source(ctx, name) != "COMMANDLINE":
+            continue
+        if name == "arch_option":
+            value = _arch_options(value)
+        elif isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, list):
+            value = [str(v) for v in value]
+        given[_FIELD_OF.get(name, name)] = value
+    return given
+
+
+def _source(ctx: typer.Context, name: str) -> str:
+    """Where a parameter's value came from, by name: Typer vendors its own click, so its enum is not click's."""
+    source = ctx.get_parameter_source(name)
+    return source.name if source is not None else "DEFAULT"
+
+
+def _resume_config(out_dir: Path, given: dict) -> TrainConfig:
+    checkpoint = out_dir / "last.pt"
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"{checkpoint}: nothing to resume")
+    cfg, warnings = config_for_resume(load_checkpoint(checkpoint)["config"], given)
+    cfg.out = str(out_dir)
+    for line in warnings:
+        warning(line)
+    return cfg
 
 
 class _Reporter:

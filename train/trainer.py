@@ -21,7 +21,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -34,47 +34,9 @@ from upscale.evaluate import evaluate, summarise
 from upscale.images import write_atomic
 
 from .arch import SRNet, create_model
+from .config import TrainConfig
 from .data import PatchSampler, load_images, prefetch, to_unit
 from .losses import SRLoss
-
-
-@dataclass
-class TrainConfig:
-    # --- data ---
-    data: list[str] = field(default_factory=list)  # folders of HR images (recursive)
-    val: list[str] = field(default_factory=list)  # folders of HR validation images
-    scale: int = 2  # 2, 3 or 4
-    patch: int = 128  # HR patch side in pixels (LR side = patch / scale)
-    batch_size: int = 16
-    # --- model ---
-    arch: str = "repsr"  # see `upscale-train --list-archs`
-    arch_options: dict[str, int] = field(default_factory=dict)  # e.g. {"channels": 32, "depth": 8}
-    # --- optimisation ---
-    steps: int = 20000  # total steps; the cosine schedule spans them
-    minutes: float | None = None  # stop (and save) after this much wall time, to resume later
-    stop_after: int | None = None  # stop (and save) after this many steps in this invocation
-    optimizer: str = "adam"  # adam or adamw
-    lr: float = 5e-4
-    min_lr_ratio: float = 0.01  # cosine floor, as a fraction of lr
-    warmup: int = 500  # linear warmup steps
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0  # max gradient norm; 0 disables
-    ema: float = 0.999  # EMA decay of weights; 0 disables
-    init_from: str | None = None  # start from another run's weights where shapes match (e.g. 4x from 2x)
-    # --- loss ---
-    loss: str = "l1"  # l1 or mse
-    fft_weight: float = 0.0
-    perceptual_weight: float = 0.0
-    vgg_weights: str | None = None
-    # --- run ---
-    out: str = "runs/default"
-    seed: int = 0
-    device: str = "auto"  # auto, cpu, cuda, cuda:N
-    amp: str = "off"  # off (float32; TF32 convolutions on CUDA) or bf16 (autocast, CUDA only)
-    val_every: int = 1000
-    log_every: int = 50
-    save_every: int = 500
-    threads: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,92 @@
+"""`upscale-train` through its command line: resume takes the run's settings from the checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+torch = pytest.importorskip("torch")
+
+from upscale.train.cli import app  # noqa: E402
+from upscale.train.trainer import load_checkpoint  # noqa: E402
+
+from .conftest import photo  # noqa: E402
+
+# The run of the issue's report: every setting off its default, so a resume that fell back to the
+# command line's defaults (lr 5e-4, warmup 500, patch 128, batch 16) could not pass.
+RUN = ["--steps", "8", "--lr", "3e-3", "--warmup", "2", "--patch", "16", "--batch-size", "4", "--device", "cpu",
+       "--arch-option", "channels=8", "--arch-option", "depth=2", "--threads", "1", "--log-every", "1",
+       "--save-every", "100"]
+
+
+def data_folder(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(4):
+        Image.fromarray(photo(40, 48, seed=i)).save(root / f"{i}.png")
+    return root
+
+
+def invoke(*args: str | Path) -> object:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resume_from_the_command_line_continues_the_same_run(tmp_path: Path) -> None:
+    data = data_folder(tmp_path / "data")
+    invoke("--data", data, "--out", tmp_path / "straight", *RUN)
+    invoke("--data", data, "--out", tmp_path / "split", *RUN, "--stop-after", "4")
+    assert load_checkpoint(tmp_path / "split" / "last.pt")["step"] == 4
+    invoke("--out", tmp_path / "split", "--resume", "--device", "cpu", "--log-every", "1")  # the README's command
+
+    a = load_checkpoint(tmp_path / "straight" / "last.pt")
+    b = load_checkpoint(tmp_path / "split" / "last.pt")
+    assert a["step"] == b["step"] == 8
+    for key in ("model", "ema"):
+        assert a[key].keys() == b[key].keys()
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), (key, name)
+    for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True):
+        assert pa.keys() == pb.keys() and all(torch.equal(pa[k], pb[k]) for k in pa)
+    resumed = [r for r in records(tmp_path / "split") if r["event"] == "start"][-1]
+    assert resumed["step"] == 4 and resumed["effective_batch"] == 4
+    assert resumed["config"]["lr"] == 3e-3 and resumed["config"]["patch"] == 16
+    step5 = next(r for r in records(tmp_path / "split") if r["event"] == "train" and r["step"] == 5)
+    straight5 = next(r for r in records(tmp_path / "straight") if r["event"] == "train" and r["step"] == 5)
+    assert step5["lr"] == straight5["lr"] and step5["loss"] == straight5["loss"]
+
+
+def test_resume_refuses_options_that_change_the_run_and_warns_on_safe_ones(tmp_path: Path) -> None:
+    data = data_folder(tmp_path / "data")
+    run = tmp_path / "run"
+    invoke("--data", data, "--out", run, *RUN, "--stop-after", "2")
+    before = (run / "last.pt").read_bytes()
+    refused = CliRunner().invoke(app, ["--out", str(run), "--resume", "--lr", "1e-2", "--patch", "32"])
+    assert refused.exit_code == 2
+    assert "--lr 0.01 (the run has 0.003)" in refused.output and "--patch 32 (the run has 16)" in refused.output
+    assert (run / "last.pt").read_bytes() == before  # nothing ran
+    # The run's own values again are fine; a safe change is applied with a warning.
+    same = invoke("--out", run, "--resume", "--lr", "3e-3", "--data", data, "--stop-after", "1", "--log-every", "2")
+    assert "--log-every 2 on resume (the run had 1)" in same.output
+    assert load_checkpoint(run / "last.pt")["step"] == 3
+
+
+def test_resume_without_a_checkpoint_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["--out", str(tmp_path / "none"), "--resume"])
+    assert result.exit_code == 2 and "nothing to resume" in result.output and "Traceback" not in result.output
+
+
+def test_help_shows_the_config_defaults() -> None:
+    from upscale.train.config import TrainConfig
+
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert f"[default: {TrainConfig().steps}]" in result.output
