@@ -53,7 +53,7 @@ def main_command(
     minutes: Annotated[float | None, typer.Option("--minutes", help="Time budget; saves and stops.")] = _D.minutes,
     stop_after: Annotated[int | None, typer.Option("--stop-after", min=1,
                                                    help="Stop (and save) after this many steps; resume later.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue exactly from OUT/last.pt, with its settings.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.pt with its settings.")] = False,
     seed: Annotated[int, typer.Option("--seed")] = _D.seed,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = _D.device,
     amp: Annotated[str, typer.Option("--amp", help="off (float32) or bf16 (CUDA autocast).")] = _D.amp,

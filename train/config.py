@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+
 @dataclass
 class TrainConfig:
     # --- data ---

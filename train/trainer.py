@@ -38,7 +38,6 @@ from .config import TrainConfig
 from .data import PatchSampler, load_images, prefetch, to_unit
 from .losses import SRLoss
 
-
 # ---------------------------------------------------------------------------------------------------
 
 
