@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,9 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_ruff_clean() -> None:
-    ruff = shutil.which("ruff")
+    # ruff sits beside the interpreter in a venv that was not activated, so look there before PATH.
+    beside = Path(sys.executable).parent / "ruff"
+    ruff = str(beside) if beside.is_file() else shutil.which("ruff")
     if ruff is None:
         pytest.skip("ruff not installed")
     result = subprocess.run([ruff, "check", str(ROOT)], capture_output=True, text=True)
