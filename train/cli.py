@@ -45,6 +45,9 @@ def main_command(
     ctx: typer.Context,
     data: Annotated[list[Path], typer.Option("--data", help="Folder of HR training images (repeatable).")] = [],  # noqa: B006
     val: Annotated[list[Path], typer.Option("--val", help="Folder of HR validation images (repeatable).")] = [],  # noqa: B006
+    val_degrade: Annotated[list[str], typer.Option(
+        "--val-degrade", help="Also validate on degraded inputs (an `upscale eval --degrade` spec; repeatable).")
+    ] = [],  # noqa: B006
     scale: Annotated[int, typer.Option("--scale", min=2, max=4)] = _D.scale,
     arch: Annotated[str, typer.Option("--arch", help="Architecture (see --list-archs).")] = _D.arch,
     arch_option: Annotated[list[str], typer.Option("--arch-option", help="KEY=INT, e.g. channels=32.")] = [],  # noqa: B006
@@ -58,6 +61,12 @@ def main_command(
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = _D.device,
     amp: Annotated[str, typer.Option("--amp", help="off (float32) or bf16 (CUDA autocast).")] = _D.amp,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = _D.batch_size,
+    degradation: Annotated[str, typer.Option(
+        "--degradation", help="bicubic (clean downscale) or realistic (blur, resize, noise, JPEG; see README).")
+    ] = _D.degradation,
+    degradation_copies: Annotated[int, typer.Option(
+        "--degradation-copies", min=1, help="realistic: degraded LR copies per image, made before training.")
+    ] = _D.degradation_copies,
     patch: Annotated[int, typer.Option("--patch", min=8, help="HR patch side (LR = patch/scale).")] = _D.patch,
     lr: Annotated[float, typer.Option("--lr")] = _D.lr,
     optimizer: Annotated[str, typer.Option("--optimizer", help="adam or adamw.")] = _D.optimizer,

@@ -17,9 +17,12 @@ class TrainConfig:
     # --- data ---
     data: list[str] = field(default_factory=list)  # folders of HR images (recursive)
     val: list[str] = field(default_factory=list)  # folders of HR validation images
+    val_degrade: list[str] = field(default_factory=list)  # `upscale eval --degrade` specs to validate on too
     scale: int = 2  # 2, 3 or 4
     patch: int = 128  # HR patch side in pixels (LR side = patch / scale)
     batch_size: int = 16
+    degradation: str = "bicubic"  # bicubic (clean downscale) or realistic (upscale.degrade's random pipeline)
+    degradation_copies: int = 8  # realistic: degraded LR copies made per image before training
     # --- model ---
     arch: str = "repsr"  # see `upscale-train --list-archs`
     arch_options: dict[str, int] = field(default_factory=dict)  # e.g. {"channels": 32, "depth": 8}

@@ -30,6 +30,7 @@ import torch.distributed as dist
 from threadpoolctl import threadpool_limits
 from torch import nn
 
+from upscale.degrade import parse_spec
 from upscale.evaluate import evaluate, summarise
 from upscale.images import write_atomic
 
@@ -77,11 +78,15 @@ def torch_upscaler(model: SRNet, device: torch.device):
 
 
 def validate(model: SRNet, cfg: TrainConfig, device: torch.device) -> dict[str, dict[str, float]]:
-    """Y-PSNR/SSIM per validation folder, by the same protocol and code as `upscale eval`."""
+    """Y-PSNR/SSIM per validation folder (clean, then each of ``cfg.val_degrade``), by the same protocol and
+    code as `upscale eval`; best.pt is chosen on the mean of them all."""
     was_training = model.training
     model.eval()
     try:
-        return summarise(evaluate([Path(v) for v in cfg.val], cfg.scale, torch_upscaler(model, device)))
+        upscaler = torch_upscaler(model, device)
+        folders = [Path(v) for v in cfg.val]
+        return summarise([score for spec in ["clean", *cfg.val_degrade]
+                          for score in evaluate(folders, cfg.scale, upscaler, spec)])
     finally:
         model.train(was_training)
 
@@ -212,8 +217,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None) -> dict:
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
+    for spec in cfg.val_degrade:
+        parse_spec(spec)  # a bad spec fails now, not at the first validation
     images = load_images([Path(d) for d in cfg.data], cfg.patch)
-    sampler = PatchSampler(images.images, cfg.scale, cfg.patch, cfg.batch_size, cfg.seed, rank)
+    sampler = PatchSampler(images.images, cfg.scale, cfg.patch, cfg.batch_size, cfg.seed, rank, cfg.degradation,
+                           cfg.degradation_copies, cfg.threads)
     criterion = SRLoss(cfg.loss, cfg.fft_weight, cfg.perceptual_weight,
                        Path(cfg.vgg_weights) if cfg.vgg_weights else None).to(device)
     summary = model.describe()

@@ -2,7 +2,9 @@
 
 For each ground-truth (HR) image: crop to a multiple of the scale, make the low-resolution input with
 MATLAB-compatible antialiased bicubic downscaling (`upscale.bicubic.imresize`, rounded to 8 bits as
-MATLAB does), upscale it, and score Y-channel PSNR and SSIM with ``scale`` pixels shaved from each border.
+MATLAB does), optionally degrade that input by a fixed recipe (`upscale.degrade.parse_spec`: JPEG, noise,
+blur, applied after the downscale, noise seeded by the image's name), upscale it, and score Y-channel
+PSNR and SSIM with ``scale`` pixels shaved from each border.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from PIL import Image
 
 from .batch import image_extensions
 from .bicubic import imresize
+from .degrade import apply_spec, image_seed, parse_spec
 from .engine import UpscaleOptions, upscale_picture
 from .images import Picture
 from .metrics import y_psnr_ssim
@@ -30,6 +33,12 @@ class ImageScore:
     image: str
     psnr: float
     ssim: float
+    degradation: str = "clean"
+
+    @property
+    def group(self) -> str:
+        """What means are taken over: the dataset, and the degradation when there is one."""
+        return self.dataset if self.degradation == "clean" else f"{self.dataset} {self.degradation}"
 
 
 def load_ground_truth(path: Path, scale: int) -> np.ndarray:
@@ -56,27 +65,28 @@ def model_upscaler(model: UpscaleModel, scale: int, tile: int | None = None) -> 
     return run
 
 
-def evaluate(folders: Iterable[Path], scale: int, upscaler: Upscaler) -> list[ImageScore]:
-    """Score every image in ``folders`` (sorted by name)."""
+def evaluate(folders: Iterable[Path], scale: int, upscaler: Upscaler, degradation: str = "clean") -> list[ImageScore]:
+    """Score every image in ``folders`` (sorted by name), its LR input degraded by ``degradation``."""
+    steps = parse_spec(degradation)
     scores = []
     known = image_extensions()
     for folder in folders:
         for path in sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in known):
             hr = load_ground_truth(path, scale)
-            lr = imresize(hr, 1 / scale)
+            lr = apply_spec(imresize(hr, 1 / scale), steps, image_seed(path.name))
             sr = upscaler(lr)
             if sr.shape != hr.shape:
                 raise ValueError(f"{path}: upscaled to {sr.shape}, expected {hr.shape}")
             p, s = y_psnr_ssim(sr, hr, scale)
-            scores.append(ImageScore(Path(folder).name, path.name, p, s))
+            scores.append(ImageScore(Path(folder).name, path.name, p, s, degradation))
     return scores
 
 
 def summarise(scores: list[ImageScore]) -> dict[str, dict[str, float]]:
-    """Mean PSNR/SSIM per dataset (folder name)."""
+    """Mean PSNR/SSIM per dataset (folder name) and degradation."""
     out: dict[str, dict[str, float]] = {}
-    for name in dict.fromkeys(s.dataset for s in scores):
-        mine = [s for s in scores if s.dataset == name]
+    for name in dict.fromkeys(s.group for s in scores):
+        mine = [s for s in scores if s.group == name]
         out[name] = {"psnr": float(np.mean([s.psnr for s in mine])), "ssim": float(np.mean([s.ssim for s in mine])),
                      "images": len(mine)}
     return out
