@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -211,7 +212,9 @@ def test_info_and_models(tiny_model: Path, bare_model: Path) -> None:
     info = run("info", tiny_model)
     assert info.exit_code == 0 and "tiny-test" in info.output and "2 input pixels" in info.output
     bare = run("info", bare_model)
-    assert "probe" in bare.output and "3" in bare.output
+    assert "probe" in bare.output
+    assert re.search(r"^\s*scale\s+3\s*$", bare.output, re.M), bare.output  # found by the probe run
+    assert re.search(r"^\s*tile overlap\s+16 input pixels", bare.output, re.M)  # the documented default
     models = run("models")
     assert models.exit_code == 0 and "bicubic-x2" in models.output
 
@@ -240,3 +243,18 @@ def test_warnings_are_printed_for_dir_and_image(tmp_path: Path, tiny_model: Path
     assert result.exit_code == 0 and "warning:" in result.output and "2 frames" in result.output
     single = run("image", folder / "anim.gif", tmp_path / "one.png", "-m", tiny_model)
     assert single.exit_code == 0 and "2 frames" in single.output
+
+
+def test_small_tiles_equal_the_whole_image_with_the_default_model(tmp_path: Path) -> None:
+    """Tiles overlap by the model's receptive field, so --tile 16 gives the whole-image result (within one level
+    of rounding): with no overlap, or too little, the seams differ by many levels."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(photo(45, 70, seed=3)).save(folder / "a.png")
+    for tile in ("0", "16"):
+        result = run("dir", folder, tmp_path / f"out{tile}", "--tile", tile)
+        assert result.exit_code == 0, result.output
+    whole = np.asarray(Image.open(tmp_path / "out0" / "a.png")).astype(int)
+    tiled = np.asarray(Image.open(tmp_path / "out16" / "a.png")).astype(int)
+    assert whole.shape == tiled.shape == (90, 140, 3)
+    assert np.abs(whole - tiled).max() <= 1

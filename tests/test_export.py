@@ -13,13 +13,15 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
 from upscale.export.cli import app as export_app  # noqa: E402
+from upscale.train.arch import create_model  # noqa: E402
 from upscale.train.trainer import load_checkpoint, model_from_checkpoint, train  # noqa: E402
 
 from upscale import load_model  # noqa: E402
 from upscale.cli.app import app as upscale_app  # noqa: E402
+from upscale.tiling import upscale_array  # noqa: E402
 
 from .conftest import photo  # noqa: E402
-from .test_train import tiny_config  # noqa: E402
+from .test_train import TINY, tiny_config  # noqa: E402
 
 runner = CliRunner()
 
@@ -49,13 +51,20 @@ def test_export_writes_a_self_describing_model(checkpoint: Path, tmp_path: Path)
     noted_info = load_model(noted, "cpu").info
     assert noted_info.validation == "Set5 x2 40.00 dB" and noted_info.training_data == "T91, BSD200"
 
-    # The ONNX model run by the engine equals the PyTorch model, at two sizes and with tiling.
-    reference = model_from_checkpoint(load_checkpoint(checkpoint)).eval()
+    # The ONNX model run by the engine, tiled, equals the network the checkpoint's EMA weights make, built here
+    # from the registry (not by the exporter's own loader), and not the raw weights the EMA averages.
+    state = load_checkpoint(checkpoint)
+    ema_net, raw_net = create_model("repsr", 2, **TINY).eval(), create_model("repsr", 2, **TINY).eval()
+    ema_net.load_state_dict(state["ema"])
+    raw_net.load_state_dict(state["model"])
     for h, w in [(19, 23), (40, 33)]:
-        x = photo(h, w).astype(np.float32)[None].transpose(0, 3, 1, 2) / 255
+        image = photo(h, w, seed=h)
+        x = torch.from_numpy(image.astype(np.float32).transpose(2, 0, 1)[None] / 255)
         with torch.no_grad():
-            want = reference(torch.from_numpy(x)).numpy()
-        assert np.abs(model(x) - want).max() < 1e-4
+            want, raw = (np.clip(net(x)[0].numpy().transpose(1, 2, 0), 0, 1) for net in (ema_net, raw_net))
+        tiled = upscale_array(model, image.astype(np.float32) / 255, 2, info.tile_overlap, tile=8, batch_size=3)
+        assert np.abs(tiled - want).max() < 1e-4
+        assert np.abs(raw - want).max() > 1e-3  # the EMA weights differ, so the check above tells them apart
 
 
 def test_exported_model_runs_in_upscale_dir(checkpoint: Path, tmp_path: Path) -> None:
@@ -77,8 +86,33 @@ def test_fp16_export_runs(checkpoint: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     model = load_model(out, "cpu")
     assert model.input_dtype == np.float16
-    y = model(np.random.default_rng(0).random((1, 3, 12, 12), dtype=np.float32))
-    assert y.shape == (1, 3, 24, 24) and y.dtype == np.float32
+    full = tmp_path / "f.onnx"
+    assert runner.invoke(export_app, [str(full), "-c", str(checkpoint)]).exit_code == 0
+    x = photo(12, 14).astype(np.float32).transpose(2, 0, 1)[None] / 255
+    y = model(x)
+    assert y.shape == (1, 3, 24, 28) and y.dtype == np.float32
+    difference = np.abs(y - load_model(full, "cpu")(x))
+    assert difference.max() < 2e-2 and difference.max() > 0  # the float32 picture, in half precision
+
+
+def test_parity_failure_writes_nothing(checkpoint: Path, tmp_path: Path, monkeypatch) -> None:
+    """An export whose ONNX graph computes something else than PyTorch is refused: exit 1, no file."""
+    from onnx import numpy_helper
+    from upscale.export import onnx_export
+
+    real = onnx_export.to_onnx
+
+    def corrupted(model, fp16=False):
+        proto = real(model, fp16)
+        first = proto.graph.initializer[0]
+        first.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(first) + 0.05, first.name))
+        return proto
+
+    monkeypatch.setattr(onnx_export, "to_onnx", corrupted)
+    out = tmp_path / "bad.onnx"
+    result = runner.invoke(export_app, [str(out), "-c", str(checkpoint)])
+    assert result.exit_code == 1 and "differs from PyTorch" in result.output and "Traceback" not in result.output
+    assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
 def test_export_refuses_to_overwrite(checkpoint: Path, tmp_path: Path) -> None:
