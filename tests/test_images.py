@@ -15,6 +15,7 @@ from upscale.errors import ImageError
 from upscale.images import apply_orientation, encode, read_image, write_atomic
 
 from .conftest import photo
+from .icc_profiles import cmyk_profile, swapped_cyan_magenta
 
 
 def deep_photo(h: int = 21, w: int = 34, c: int = 3) -> np.ndarray:
@@ -192,3 +193,21 @@ def test_atomic_write_gives_normal_permissions(tmp_path: Path) -> None:
     mask = os.umask(0)
     os.umask(mask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_cmyk_goes_through_its_embedded_profile(tmp_path: Path) -> None:
+    """The file's profile, not a naive formula, says what its inks look like: here cyan ink prints magenta."""
+    icc = cmyk_profile(swapped_cyan_magenta)
+    inks = np.zeros((16, 32, 4), np.uint8)
+    inks[:, :16, 0] = 255  # left: cyan ink
+    inks[:, 16:, 2] = 255  # right: yellow ink
+    Image.fromarray(inks, "CMYK").save(tmp_path / "c.jpg", quality=100, icc_profile=icc)
+    with Image.open(tmp_path / "c.jpg") as im:
+        assert im.mode == "CMYK" and im.info["icc_profile"] == icc
+        naive = np.asarray(im.convert("RGB"))[8, 4]
+    pic = read_image(tmp_path / "c.jpg")
+    left, right = pic.pixels[8, 4].astype(int), pic.pixels[8, 28].astype(int)
+    assert naive[0] < 60 and naive[1] > 200  # what ignoring the profile gives: cyan
+    assert left[0] > 200 and left[1] < 60 and left[2] > 200, left  # magenta, as the profile says
+    assert right[0] > 200 and right[1] > 200 and right[2] < 60, right  # yellow
+    assert pic.icc_profile is None  # the pixels are sRGB now; the CMYK profile must not travel with them

@@ -23,9 +23,9 @@ from .images import (
     DEFAULT_PNG_COMPRESSION,
     EXTENSIONS,
     TEMP_SUFFIX,
-    describe_error,
     encode,
     output_format,
+    probe_header,
     read_image,
     write_atomic,
 )
@@ -126,10 +126,9 @@ def plan_directory(in_dir: Path, out_dir: Path, options: OutputOptions) -> tuple
     claimed: dict[Path, Path] = {}
     for path in images:
         try:
-            with Image.open(path) as im:
-                size, source_format = im.size, im.format
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-            known.append(FileResult(str(path), None, "failed", describe_error(exc)))
+            size, source_format = probe_header(path)
+        except ImageError as exc:
+            known.append(FileResult(str(path), None, "failed", exc.cause))
             continue
         fmt = output_format(options.format, source_format)
         target = out_dir / output_name(path.relative_to(in_dir), fmt, options.suffix)

@@ -86,3 +86,46 @@ def encode_png16(pixels: np.ndarray, icc_profile: bytes | None = None, exif: byt
     parts.append(_chunk(b"IDAT", zlib.compress(scanlines.tobytes(), compress_level)))
     parts.append(_chunk(b"IEND", b""))
     return b"".join(parts)
+
+
+TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def is_tiff(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) in TIFF_SIGNATURES
+
+
+def tiff_size(path: Path) -> tuple[int, int]:
+    """(width, height) of a TIFF's first page, from its tags."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        return page.imagewidth, page.imagelength
+
+
+def read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray, bytes | None]:
+    """Decode the first page of a TIFF that Pillow cannot open (e.g. 16-bit grey+alpha) with tifffile.
+
+    Returns HxWxC (C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) uint8 or uint16 and the ICC profile.
+    Raises ValueError with the cause for layouts this tool does not handle.
+    """
+    import tifffile  # a dependency already (16-bit TIFF writing), imported only for this rare case
+
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        h, w = page.imagelength, page.imagewidth
+        if h * w > max_pixels:
+            raise ValueError(f"image of {w}x{h} exceeds the {max_pixels:,}-pixel limit")
+        data = page.asarray()
+        icc = page.tags.get(34675)
+        icc_bytes = bytes(icc.value) if icc is not None else None
+        separate = page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and data.ndim == 3
+    if separate:
+        data = np.moveaxis(data, 0, -1)
+    if data.ndim == 2:
+        data = data[..., None]
+    if data.dtype not in (np.uint8, np.uint16) or data.ndim != 3 or data.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"unsupported TIFF layout: {data.dtype} samples of shape {data.shape}")
+    return np.ascontiguousarray(data), icc_bytes

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageFile
 
-from .deep_color import deep_color_rawmode, encode_png16, read_deep_color
+from .deep_color import deep_color_rawmode, encode_png16, is_tiff, read_deep_color, read_tiff, tiff_size
 from .errors import ImageError
 from .tiling import uint16_to_uint8
 
@@ -71,15 +71,27 @@ def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(op(array)) if op else array
 
 
-def probe_size(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
-    """Width and height from the header alone (for progress weights); raises ImageError."""
+def probe_header(path: Path) -> tuple[tuple[int, int], str]:
+    """(width, height) and format from the header alone; raises ImageError with the cause.
+
+    TIFF layouts Pillow cannot open (16-bit grey+alpha) are read by tifffile, as `read_image` does."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(path) as im:
-                size = im.size
+                return im.size, im.format or ""
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
+        if isinstance(exc, Image.UnidentifiedImageError) and is_tiff(path):
+            try:
+                return tiff_size(path), "TIFF"
+            except (OSError, ValueError) as tiff_exc:
+                raise ImageError(path, describe_error(tiff_exc)) from None
         raise ImageError(path, describe_error(exc)) from None
+
+
+def probe_size(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """Width and height from the header alone (for progress weights); raises ImageError."""
+    size, _ = probe_header(path)
     if size[0] * size[1] > max_pixels:
         raise ImageError(path, f"image of {size[0]}x{size[1]} exceeds the {max_pixels:,}-pixel limit")
     return size
@@ -115,7 +127,21 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
     except ImageError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError) as exc:
+        if isinstance(exc, Image.UnidentifiedImageError) and is_tiff(path):
+            return _read_with_tifffile(path, max_pixels)
         raise ImageError(path, describe_error(exc)) from None
+
+
+def _read_with_tifffile(path: Path, max_pixels: int) -> Picture:
+    """TIFF layouts Pillow cannot open (16-bit grey+alpha): tifffile decodes them."""
+    try:
+        data, icc = read_tiff(path, max_pixels)
+    except (OSError, ValueError) as exc:
+        raise ImageError(path, describe_error(exc)) from None
+    has_alpha = data.shape[2] in (2, 4)
+    pixels, alpha = (data[..., :-1], data[..., -1]) if has_alpha else (data, None)
+    return Picture(np.ascontiguousarray(pixels), None if alpha is None else np.ascontiguousarray(alpha), icc, None,
+                   "TIFF", [])
 
 
 def _decode(path: Path, im: Image.Image) -> Picture:
@@ -155,7 +181,25 @@ def _decode(path: Path, im: Image.Image) -> Picture:
         alpha = np.ascontiguousarray(apply_orientation(alpha, orientation))
     if _ORIENTATION_TAG in exif:
         exif[_ORIENTATION_TAG] = 1  # the pixels are upright now
+    if source_format == "TIFF":
+        _drop_layout_tags(exif)
     return Picture(pixels, alpha, icc, exif.tobytes() if len(exif) else None, source_format, notes)
+
+
+# A TIFF's "EXIF" as Pillow reads it is the file's first IFD, with the tags that describe the stored pixels
+# (size, samples, strips, compression). Carried into an output of another size they would describe the wrong
+# image (a 2x upscale written with the source's width), so only descriptive tags travel.
+_TIFF_LAYOUT_TAGS = (254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325,
+                     338, 339, 340, 341, 530, 531, 532, 34675)
+
+
+def _drop_layout_tags(exif: Image.Exif) -> None:
+    for tag in _TIFF_LAYOUT_TAGS:
+        if tag in exif:
+            del exif[tag]
+    description = exif.get(270)
+    if isinstance(description, str) and description.startswith('{"shape"'):
+        del exif[270]  # tifffile's record of the array shape, not a caption
 
 
 def _normalise_mode(im: Image.Image, notes: list[str]) -> Image.Image:
