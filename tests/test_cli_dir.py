@@ -171,8 +171,10 @@ def test_sigterm_mid_batch_leaves_only_complete_files(tmp_path: Path) -> None:
     for i in range(40):
         Image.fromarray(photo(200, 200, seed=i)).save(src / f"{i:02d}.png")
     out = tmp_path / "out"
+    report = tmp_path / "report.json"
     proc = subprocess.Popen([sys.executable, "-m", "upscale", "dir", str(src), str(out), "--device", "cpu",
-                             "--png-compression", "9"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "--png-compression", "9", "--report", str(report)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 60
     while time.time() < deadline and not (out.exists() and len(list(out.glob("*.png"))) >= 2):
         time.sleep(0.05)
@@ -187,6 +189,10 @@ def test_sigterm_mid_batch_leaves_only_complete_files(tmp_path: Path) -> None:
         with Image.open(path) as im:
             im.load()
             assert im.size == (400, 400)
+    # SIGTERM writes the report too: interrupted, and every finished file in it
+    doc = json.loads(report.read_text())
+    assert doc["context"]["interrupted"] is True
+    assert {Path(f["output"]).name for f in doc["files"] if f["status"] == "ok"} == {p.name for p in finals}
 
 
 def test_plain_lines_when_not_a_terminal_and_quiet(tmp_path: Path, tiny_model: Path) -> None:
@@ -258,3 +264,35 @@ def test_small_tiles_equal_the_whole_image_with_the_default_model(tmp_path: Path
     tiled = np.asarray(Image.open(tmp_path / "out16" / "a.png")).astype(int)
     assert whole.shape == tiled.shape == (90, 140, 3)
     assert np.abs(whole - tiled).max() <= 1
+
+
+def test_max_pixels_from_the_command_line(tmp_path: Path, tiny_model: Path) -> None:
+    make_images(tmp_path / "in", ["small.png"])
+    Image.fromarray(photo(60, 80)).save(tmp_path / "in" / "large.png")  # 4,800 pixels
+    result = run("dir", tmp_path / "in", tmp_path / "out", "-m", tiny_model, "--max-pixels", "4000")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    line = next(x for x in result.output.splitlines() if "large.png" in x and "error" in x)
+    assert "80x60 exceeds the 4,000-pixel limit" in line
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["small.png"]
+    assert run("dir", tmp_path / "in", tmp_path / "out", "-m", tiny_model, "--max-pixels", "5000").exit_code == 0
+
+
+def test_what_a_format_cannot_hold_is_a_warning_in_the_report(tmp_path: Path, tiny_model: Path) -> None:
+    from upscale.deep_color import encode_png16
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(np.dstack([photo(20, 24), np.full((20, 24), 128, np.uint8)])).save(folder / "alpha.png")
+    (folder / "deep.png").write_bytes(encode_png16(photo(20, 24).astype(np.uint16) * 257))
+    for fmt, warned in [("jpg", {"alpha.png": "JPEG has no alpha channel", "deep.png": "JPEG holds 8 bits"}),
+                        ("png", {}),
+                        ("webp", {"deep.png": "WEBP holds 8 bits per channel"})]:
+        report = tmp_path / f"{fmt}.json"
+        result = run("dir", folder, tmp_path / fmt, "-m", tiny_model, "--format", fmt, "--report", report)
+        assert result.exit_code == 0, result.output
+        files = {Path(f["input"]).name: f for f in json.loads(report.read_text())["files"]}
+        for name, entry in files.items():
+            if name in warned:
+                assert any(warned[name] in w for w in entry["warnings"]), (fmt, entry)
+            else:
+                assert not entry["warnings"], (fmt, entry)
