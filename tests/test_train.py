@@ -270,3 +270,34 @@ def test_amp_is_float32_by_default_and_bf16_only_on_cuda() -> None:
         make_autocast("bf16", cpu)
     with pytest.raises(ValueError, match="off or bf16"):
         make_autocast("fp8", cpu)
+
+
+def test_realistic_pool_is_a_function_of_the_seed_alone() -> None:
+    from upscale.train.data import lr_pool
+
+    from upscale.degrade import realistic_lr
+
+    images = [photo(48, 64, seed=i) for i in range(3)]
+    one = lr_pool(images, 2, "realistic", 2, seed=4, workers=1)
+    two = lr_pool(images, 2, "realistic", 2, seed=4, workers=2)
+    assert all(np.array_equal(a, b) for x, y in zip(one, two, strict=True) for a, b in zip(x, y, strict=True))
+    assert np.array_equal(one[1][0], realistic_lr(images[1], 2, np.random.default_rng([4, 1, 0, 0xDE6])))
+    assert not np.array_equal(one[1][0], one[1][1])
+    assert [len(c) for c in lr_pool(images, 2, "bicubic", 5, seed=4)] == [1, 1, 1]
+    with pytest.raises(ValueError, match="bicubic, realistic"):
+        lr_pool(images, 2, "jpeg", 2, seed=4)
+
+
+def test_training_on_realistic_degradations_validates_on_degraded_sets(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, steps=4, degradation="realistic", degradation_copies=2,
+                      val_degrade=["jpeg:50", "blur:0.8+noise:3"])
+    train(cfg)
+    records = [json.loads(line) for line in (Path(cfg.out) / "metrics.jsonl").read_text().splitlines()]
+    last_val = [r for r in records if r["event"] == "val"][-1]
+    assert set(last_val["val"]) == {"val", "val jpeg:50", "val blur:0.8+noise:3"}
+    assert last_val["psnr"] == pytest.approx(np.mean([v["psnr"] for v in last_val["val"].values()]))
+    sampler_batches = PatchSampler([photo(40, 48, seed=i) for i in range(2)], 2, 16, 4, seed=0,
+                                   degradation="realistic", copies=3)
+    assert torch.equal(sampler_batches.batch(5)[0], sampler_batches.batch(5)[0])
+    with pytest.raises(ValueError, match="bad degradation"):
+        train(tiny_config(tmp_path / "bad", steps=1, val_degrade=["sharpen:2"]))

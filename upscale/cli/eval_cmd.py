@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..degrade import SPEC_HELP, parse_spec
 from ..errors import UpscaleError
 from ..evaluate import as_json, bicubic_upscaler, evaluate, model_upscaler, summarise
 from ..images import write_atomic
@@ -25,12 +26,20 @@ def eval_command(
     threads: ThreadsOption = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the scores as JSON here.")] = None,
     per_image: Annotated[bool, typer.Option("--per-image", help="Print every image, not only the means.")] = False,
+    degrade: Annotated[list[str], typer.Option(
+        "--degrade", help=f"Degrade the LR input first (repeatable, one table): {SPEC_HELP}.")] = [],  # noqa: B006
 ) -> None:
     """Score a model (or bicubic interpolation) on HR images: PSNR and SSIM of the Y channel."""
     with error_boundary():
         for folder in folders:
             if not folder.is_dir():
                 raise UpscaleError(f"{folder}: not a folder")
+        specs = degrade or ["clean"]
+        for spec in specs:
+            try:
+                parse_spec(spec)
+            except ValueError as exc:
+                raise UpscaleError(str(exc)) from None
         if model == "bicubic":
             upscaler, label = bicubic_upscaler(scale), "bicubic (MATLAB imresize)"
         else:
@@ -39,17 +48,18 @@ def eval_command(
             if loaded.scale != scale:  # allowed (it is what `upscale dir --scale` does), but not the model's own score
                 warning(f"{loaded.path.name} is a {loaded.scale}x model: scoring it at x{scale} runs it and resizes "
                         f"with Lanczos, so this measures that pipeline, not the model at its own scale")
-        scores = evaluate(folders, scale, upscaler)
+        scores = [score for spec in specs for score in evaluate(folders, scale, upscaler, spec)]
         if not scores:
             raise UpscaleError("no images found in " + ", ".join(map(str, folders)))
         table = Table("dataset", "image", f"PSNR (Y, x{scale})", "SSIM", title=label)
         if per_image:
             for s in scores:
-                table.add_row(s.dataset, s.image, f"{s.psnr:.2f}", f"{s.ssim:.4f}")
+                table.add_row(s.group, s.image, f"{s.psnr:.2f}", f"{s.ssim:.4f}")
         for name, mean in summarise(scores).items():
             table.add_row(f"[bold]{name}[/]", f"mean of {mean['images']}", f"[bold]{mean['psnr']:.2f}",
                           f"[bold]{mean['ssim']:.4f}")
         out.print(table)
         if json_path:
-            doc = as_json(scores, {"model": label, "scale": scale, "folders": [str(f) for f in folders]})
+            doc = as_json(scores, {"model": label, "scale": scale, "folders": [str(f) for f in folders],
+                                   "degradations": specs})
             write_atomic(json_path, (json.dumps(doc, indent=2) + "\n").encode())
