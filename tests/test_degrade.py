@@ -143,6 +143,11 @@ def test_realistic_pipeline_is_seeded_aligned_and_sized() -> None:
                               realistic_lr(hr, 2, np.random.default_rng(1)))
     clean = RealisticSettings(p_clean=1.0)
     assert np.array_equal(realistic_lr(hr, 4, np.random.default_rng(0), clean), imresize(hr, 0.25))
+    # the simple branch is the evaluation's family: the clean downscale, then JPEG (here always, at 50)
+    simple = RealisticSettings(p_clean=0.0, p_simple=1.0, simple_blur=(0, 0.3, 1.2), simple_noise=(0, 1, 10),
+                               simple_jpeg=(1.0, 50, 50))
+    assert np.array_equal(realistic_lr(hr, 2, np.random.default_rng(3), simple),
+                          apply_spec(imresize(hr, 0.5), parse_spec("jpeg:50"), seed=0))
 
 
 def test_eval_scores_each_degradation_in_one_table(tmp_path: Path) -> None:

@@ -214,6 +214,13 @@ class RealisticSettings:
     """
 
     p_clean: float = 0.15  # the academic case: MATLAB bicubic downscale only
+    # the simple branch (BSRGAN-like, one round in LR pixels): the clean downscale, then blur, noise and JPEG
+    # each with its probability, in that order; what most web and phone pictures went through
+    p_simple: float = 0.45
+    simple_blur: tuple[float, float, float] = (0.3, 0.3, 1.2)  # probability, sigma range (LR pixels)
+    simple_noise: tuple[float, float, float] = (0.4, 1.0, 10.0)  # probability, sigma range (8-bit levels)
+    simple_jpeg: tuple[float, int, int] = (0.75, 30, 95)  # probability, quality range
+    # otherwise the second-order branch (Real-ESRGAN-like), below
     # round 1, at HR resolution
     p_blur: float = 0.8
     blur_sigma: tuple[float, float] = (0.2, 2.0)  # widened by 0.5 per scale above 2 (x4: up to 3.0)
@@ -274,14 +281,33 @@ def _random_resize(x: np.ndarray, rng: np.random.Generator, height: int, width: 
     return resize(x, max(1, height), max(1, width), str(rng.choice(list(RESIZE_MODES))))
 
 
+def _simple_lr(hr: np.ndarray, scale: int, rng: np.random.Generator, s: RealisticSettings) -> np.ndarray:
+    """The clean downscale, then (each maybe) Gaussian blur, Gaussian noise (colour or grey) and JPEG, in LR."""
+    x = imresize(hr, 1 / scale).astype(np.float32)
+    p_blur, *sigma = s.simple_blur
+    if rng.random() < p_blur:
+        x = blur(x, _uniform(rng, (sigma[0], sigma[1])))
+    p_noise, *noise = s.simple_noise
+    if rng.random() < p_noise:
+        x = gaussian_noise(x, _uniform(rng, (noise[0], noise[1])), rng, grey=bool(rng.random() < s.p_grey_noise))
+    p_jpeg, q_lo, q_hi = s.simple_jpeg
+    if rng.random() < p_jpeg:
+        x = jpeg(x, int(rng.integers(q_lo, q_hi + 1)))
+    return to_uint8(x)
+
+
 def realistic_lr(hr: np.ndarray, scale: int, rng: np.random.Generator,
                  s: RealisticSettings = REALISTIC) -> np.ndarray:
     """A degraded LR image (uint8, HR's size / scale, pixel grid aligned with HR) from a uint8 HR image whose
-    sides are multiples of ``scale``: blur, resize, noise, JPEG, maybe a second round, then the final
-    resize with sinc ringing and JPEG in random order."""
+    sides are multiples of ``scale``. One of three branches: clean (``p_clean``); simple (``p_simple``: the
+    clean downscale, then blur, noise, JPEG in LR); or second-order: blur, resize, noise, JPEG at HR scale,
+    maybe a second round, then the final resize with sinc ringing and JPEG in random order."""
     h, w = hr.shape[0] // scale, hr.shape[1] // scale
-    if rng.random() < s.p_clean:
+    branch = rng.random()
+    if branch < s.p_clean:
         return imresize(hr, 1 / scale)
+    if branch < s.p_clean + s.p_simple:
+        return _simple_lr(hr, scale, rng, s)
     x = hr.astype(np.float32)
     widen = 0.5 * (scale - 2)
     if rng.random() < s.p_blur:
