@@ -16,6 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from .auto import AutoModel, model_for
 from .engine import UpscaleOptions, upscale_picture
 from .errors import ImageError, UpscaleError
 from .images import (
@@ -64,6 +65,8 @@ class FileResult:
     output_bytes: int | None = None
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    model: str | None = None  # with --model auto: the model chosen for this file
+    model_reason: str | None = None  # and why (upscale.auto.decide)
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,7 @@ def plan_directory(in_dir: Path, out_dir: Path, options: OutputOptions) -> tuple
     return runnable, known
 
 
-def run_job(model: UpscaleModel, job: Job, upscale: UpscaleOptions, output: OutputOptions,
+def run_job(model: UpscaleModel | AutoModel, job: Job, upscale: UpscaleOptions, output: OutputOptions,
             on_pixels=None) -> FileResult:
     """Upscale one file; every expected failure becomes a failed result, never an exception."""
     start = time.perf_counter()
@@ -157,7 +160,10 @@ def run_job(model: UpscaleModel, job: Job, upscale: UpscaleOptions, output: Outp
     try:
         picture = read_image(job.input, output.max_pixels)
         result.input_size = picture.size
-        upscaled = upscale_picture(model, picture, upscale, on_pixels)
+        chosen, why = model_for(model, picture)
+        if why is not None:
+            result.model, result.model_reason = chosen.path.stem, why
+        upscaled = upscale_picture(chosen, picture, upscale, on_pixels)
         data, notes = encode(upscaled, job.output_format, output.quality, output.png_compression)
         write_atomic(job.output, data)
         result.output_size = upscaled.size

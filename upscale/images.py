@@ -20,6 +20,7 @@ from PIL import Image, ImageCms, ImageFile
 
 from .deep_color import deep_color_rawmode, encode_png16, is_tiff, read_deep_color, read_tiff, tiff_size
 from .errors import ImageError
+from .evidence import jpeg_quality
 from .tiling import uint16_to_uint8
 
 TEMP_SUFFIX = ".upscale-tmp"
@@ -49,6 +50,8 @@ class Picture:
     exif: bytes | None = None
     source_format: str | None = None
     warnings: list[str] = field(default_factory=list)
+    jpeg_quality: int | None = None
+    """For JPEG sources, the quality estimated from the quantisation tables (`upscale.evidence`)."""
 
     @property
     def size(self) -> tuple[int, int]:
@@ -183,7 +186,8 @@ def _decode(path: Path, im: Image.Image) -> Picture:
         exif[_ORIENTATION_TAG] = 1  # the pixels are upright now
     if source_format == "TIFF":
         _drop_layout_tags(exif)
-    return Picture(pixels, alpha, icc, exif.tobytes() if len(exif) else None, source_format, notes)
+    quality = jpeg_quality(getattr(im, "quantization", None)) if source_format in ("JPEG", "MPO") else None
+    return Picture(pixels, alpha, icc, exif.tobytes() if len(exif) else None, source_format, notes, quality)
 
 
 # A TIFF's "EXIF" as Pillow reads it is the file's first IFD, with the tags that describe the stored pixels

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from .auto import AutoModel, model_for
 from .batch import FileResult, Job, OutputOptions
 from .engine import UpscaleOptions, upscale_picture
 from .errors import ImageError
@@ -41,7 +42,7 @@ def _encode_and_write(job: Job, picture: Picture, output: OutputOptions) -> tupl
 
 
 def run_pipelined(
-    model: UpscaleModel,
+    model: UpscaleModel | AutoModel,
     jobs: list[Job],
     upscale: UpscaleOptions,
     output: OutputOptions,
@@ -92,7 +93,10 @@ def run_pipelined(
                 writing.append((job, result, None, start))
             else:
                 try:
-                    upscaled = upscale_picture(model, picture, upscale, on_pixels)
+                    chosen, why = model_for(model, picture)
+                    if why is not None:
+                        result.model, result.model_reason = chosen.path.stem, why
+                    upscaled = upscale_picture(chosen, picture, upscale, on_pixels)
                 except MemoryError:
                     result.status, result.error = "failed", "out of memory (try a smaller --tile)"
                     writing.append((job, result, None, start))

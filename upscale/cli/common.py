@@ -9,12 +9,14 @@ from typing import Annotated
 
 import typer
 
+from ..auto import AutoModel, load_auto
 from ..errors import DeviceError, UpscaleError
 from ..model import UpscaleModel, load_model
 from .console import error, note
 
 ModelOption = Annotated[
-    str, typer.Option("--model", "-m", help="Bundled model name, 'default', or a path to an .onnx file.")
+    str, typer.Option("--model", "-m", help="Bundled model name, 'default', 'auto' (clean or photo model per file, "
+                                            "from its JPEG quality, blockiness and noise), or an .onnx file.")
 ]
 DeviceOption = Annotated[
     str, typer.Option("--device", "-d", help="auto, cpu, cuda or cuda:N. auto uses CUDA only when it really runs.")
@@ -61,8 +63,16 @@ def error_boundary() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def open_model(model: str, device: str, threads: int | None, quiet: bool = False) -> UpscaleModel:
-    """Load the model and say, in one line on stderr, what runs where."""
+def open_model(model: str, device: str, threads: int | None, quiet: bool = False,
+               factor: float | None = None) -> UpscaleModel | AutoModel:
+    """Load the model (or, for ``auto``, the pair for ``factor``) and say, in one line on stderr, what runs where."""
+    if model == "auto":
+        pair = load_auto(factor, device, threads)
+        if not quiet:
+            choice = (f"{pair.clean.path.stem} for clean pictures, {pair.photo.path.stem} for degraded ones"
+                      if pair.photo else f"{pair.clean.path.stem} for every picture (no photo model at x{pair.scale})")
+            note(f"model auto: {choice}, on {pair.clean.device}")
+        return pair
     loaded = load_model(model, device, threads)
     if not quiet:
         info = loaded.info

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from ..auto import AutoModel
 from ..batch import FileResult, Job, OutputOptions, plan_directory, summarise, write_report
 from ..engine import UpscaleOptions
 from ..errors import UpscaleError
@@ -79,11 +80,15 @@ def dir_command(
             jobs, results = plan_directory(Path(input_dir), Path(output_dir), output)
         options = UpscaleOptions(scale, tile, batch_size)
         if engine == "ray":
+            if model == "auto":
+                raise UpscaleError("--model auto runs with --engine local only; name a model for --engine ray")
             _import_ray()  # a missing extra is a clear error before any work
             model_path, device_name, model_scale = str(resolve_model_path(model)), device, None
         else:
-            loaded = open_model(model, device, threads, quiet)
-            model_path, device_name, model_scale = str(loaded.path), str(loaded.device), loaded.scale
+            loaded = open_model(model, device, threads, quiet, scale)
+            runs = loaded.clean if isinstance(loaded, AutoModel) else loaded
+            model_path = "auto" if isinstance(loaded, AutoModel) else str(loaded.path)
+            device_name, model_scale = str(runs.device), loaded.scale
         for r in results:
             if r.status == "failed":
                 error(f"{r.input}: {r.error}")

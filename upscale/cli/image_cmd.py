@@ -53,7 +53,7 @@ def image_command(
             raise UpscaleError(f"{output_file}: exists (use --overwrite to replace it)")
         fmt = _format_for(output_file)
         size = probe_size(input_file, DEFAULT_MAX_PIXELS)
-        loaded = open_model(model, device, threads, quiet)
+        loaded = open_model(model, device, threads, quiet, scale)
         output = OutputOptions(quality=quality, png_compression=png_compression, overwrite=True)
         try:
             result = run_job(loaded, Job(input_file, output_file, size, fmt), UpscaleOptions(scale, tile, batch_size),
@@ -68,4 +68,5 @@ def image_command(
             warning(f"{input_file}: {text}")
         if not quiet:
             w, h = result.output_size or (0, 0)
-            note(f"{input_file} -> {output_file} ({w}x{h}, {result.seconds:.2f} s)")
+            chosen = f", {result.model}: {result.model_reason}" if result.model else ""
+            note(f"{input_file} -> {output_file} ({w}x{h}, {result.seconds:.2f} s{chosen})")

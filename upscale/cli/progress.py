@@ -58,8 +58,9 @@ class BatchProgress:
         if result.status == "failed":
             error(f"{result.input}: {result.error}")
         elif not self.quiet and not self.bar:
+            chosen = f", {result.model}: {result.model_reason}" if result.model else ""
             print(f"[{self.files_done}/{self.total_files}] {result.input} -> {result.output} "
-                  f"({result.seconds:.2f} s)", flush=True)
+                  f"({result.seconds:.2f} s{chosen})", flush=True)
         if result.status == "ok" and not self.quiet:
             for text in result.warnings:
                 warning(f"{result.input}: {text}")
