@@ -1,11 +1,13 @@
-"""Side-by-side crops: bicubic vs a model vs the ground truth, for the model card.
+"""Side-by-side crops: bicubic vs one or more models vs the ground truth, for the model card.
 
     python docs/compare.py --model default --out docs/comparison.png [--image HR.png] [--crop X,Y,SIZE]
+    python docs/compare.py --model default --model photo-x2 --degrade jpeg:50 --out docs/comparison-photo.png
 
 The ground truth is a high-resolution photograph (by default scikit-image's public-domain "astronaut"
 sample, so no dataset image is copied into the repository). It is downscaled with the same MATLAB-style
 bicubic as `upscale eval`, upscaled by bicubic interpolation and by the model (through the engine), and
-the same crop of each is shown enlarged, with its Y-PSNR over the whole image.
+the same crop of each is shown enlarged, with its Y-PSNR over the whole image. ``--degrade`` degrades the
+low-resolution input first, by `upscale eval --degrade`'s definitions (e.g. a JPEG at quality 50).
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ from PIL import Image, ImageDraw
 
 from upscale import load_model
 from upscale.bicubic import imresize
+from upscale.degrade import apply_spec, image_seed, parse_spec
 from upscale.evaluate import model_upscaler
 from upscale.metrics import y_psnr_ssim
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="default")
+    parser.add_argument("--model", action="append", help="model name or path (repeatable; default: default)")
+    parser.add_argument("--degrade", default="clean", help="degradation of the LR input, e.g. jpeg:50")
     parser.add_argument("--image", type=Path, help="HR image (default: scikit-image's astronaut)")
     parser.add_argument("--crop", default="180,60,96", help="X,Y,SIZE of the crop in HR pixels")
     parser.add_argument("--zoom", type=int, default=3, help="nearest-neighbour enlargement of the crops")
@@ -37,12 +41,15 @@ def main() -> None:
         from skimage import data
 
         hr = data.astronaut()
-    model = load_model(args.model, "cpu")
-    s = model.scale
+    models = [load_model(name, "cpu") for name in args.model or ["default"]]
+    s = models[0].scale
     hr = hr[: hr.shape[0] - hr.shape[0] % s, : hr.shape[1] - hr.shape[1] % s]
-    lr = imresize(hr, 1 / s)
-    panels = {"bicubic": imresize(lr, s), f"{model.info.architecture} x{s}": model_upscaler(model, s)(lr),
-              "ground truth": hr}
+    lr = apply_spec(imresize(hr, 1 / s), parse_spec(args.degrade), image_seed("compare"))
+    degraded = "" if args.degrade == "clean" else f" ({args.degrade} input)"
+    panels = {f"bicubic{degraded}": imresize(lr, s)}
+    for model in models:
+        panels[f"{model.path.stem}"] = model_upscaler(model, s)(lr)
+    panels["ground truth"] = hr
     x, y, size = (int(v) for v in args.crop.split(","))
     tiles = []
     for label, image in panels.items():
