@@ -8,7 +8,10 @@ create the trial session with onnxruntime's logging turned down.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import functools
+import io
 import re
 import sys
 from dataclasses import dataclass
@@ -68,10 +71,28 @@ def parse_device(spec: str) -> tuple[str, int | None]:
     return kind, int(index) if index is not None else None
 
 
+@functools.cache
+def preload_cuda_libraries() -> str | None:
+    """Load CUDA and cuDNN from the ``nvidia-*`` pip packages (or torch's copies) before the first CUDA session,
+    with onnxruntime's own ``preload_dlls`` (onnxruntime-gpu >= 1.21): without it, onnxruntime-gpu finds them
+    only on the system library path, and a pip-installed CUDA would look absent. Once per process; returns why it
+    could not, or None."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return "this onnxruntime has no preload_dlls (older than 1.21)"
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            preload()
+    except Exception as exc:  # a missing library is the trial session's to report, in one line
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return None
+
+
 def quiet_session(model_bytes_or_path: bytes | str, device: Device, options: ort.SessionOptions):
     """Create a session for `device`; for CUDA, fail with a DeviceError instead of a silent CPU fallback."""
     if device.kind != "cuda":
         return ort.InferenceSession(model_bytes_or_path, options, providers=device.providers)
+    preload_cuda_libraries()
     previous = 2
     ort.set_default_logger_severity(4)  # loader errors are reported by us, in one line
     try:

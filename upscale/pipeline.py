@@ -12,10 +12,12 @@ have been handed to ``on_result``.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from .auto import AutoModel, model_for
 from .batch import FileResult, Job, OutputOptions
@@ -41,6 +43,26 @@ def _encode_and_write(job: Job, picture: Picture, output: OutputOptions) -> tupl
     return len(data), notes
 
 
+@dataclass(frozen=True)
+class IOWorkers:
+    """Threads that decode ahead of and encode behind the inference on the main thread."""
+
+    decoders: int
+    encoders: int
+
+    @classmethod
+    def for_device(cls, kind: str, cores: int | None = None) -> IOWorkers:
+        """On a CPU, inference takes every core, and 1 decoder + 2 encoders are what overlaps with it without
+        taking its cores (README, Performance). On a GPU the cores are free for I/O, which is then what a fast
+        model waits on: a quarter of the cores decode, the rest but one (the main thread feeds the GPU) encode;
+        decoding is the cheaper half (PNG inflate or JPEG decode vs deflate or JPEG encode)."""
+        cores = cores or os.cpu_count() or 1
+        if kind != "cuda":
+            return cls(1, 2)
+        decoders = max(1, cores // 4)
+        return cls(decoders, max(2, cores - decoders - 1))
+
+
 def run_pipelined(
     model: UpscaleModel | AutoModel,
     jobs: list[Job],
@@ -49,11 +71,16 @@ def run_pipelined(
     on_result: Callable[[Job, FileResult], None],
     on_start: Callable[[Job], None] | None = None,
     on_pixels: Callable[[int], None] | None = None,
-    decode_ahead: int = 2,
-    write_behind: int = 2,
+    workers: IOWorkers | None = None,
 ) -> None:
-    """Process ``jobs``; ``on_result`` receives each job's result, in input order."""
-    decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upscale-decode")
+    """Process ``jobs``; ``on_result`` receives each job's result, in input order. ``workers`` defaults to
+    `IOWorkers.for_device` of the model's device. At most decoders + 1 images wait decoded and ``encoders``
+    wait to be written, so memory stays bounded."""
+    if workers is None:
+        runs = model.clean if isinstance(model, AutoModel) else model
+        workers = IOWorkers.for_device(runs.device.kind)
+    decode_ahead, write_behind = workers.decoders + 1, workers.encoders
+    decoder = ThreadPoolExecutor(max_workers=workers.decoders, thread_name_prefix="upscale-decode")
     writer = ThreadPoolExecutor(max_workers=write_behind, thread_name_prefix="upscale-write")
     decoding: deque[tuple[Job, Future]] = deque()
     writing: deque[tuple[Job, FileResult, Future | None, float]] = deque()

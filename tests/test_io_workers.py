@@ -1,0 +1,57 @@
+"""The decode/encode pools around inference: sized by device and cores, same results whatever their size;
+CUDA libraries preloaded from pip packages before the first CUDA session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnxruntime as ort
+from PIL import Image
+
+from upscale import load_model
+from upscale.batch import OutputOptions, plan_directory
+from upscale.device import preload_cuda_libraries
+from upscale.engine import UpscaleOptions
+from upscale.pipeline import IOWorkers, run_pipelined
+
+from .conftest import photo
+
+
+def test_pools_are_sized_by_device_and_cores() -> None:
+    assert IOWorkers.for_device("cpu", 16) == IOWorkers(1, 2)  # inference owns the cores
+    assert IOWorkers.for_device("cuda", 16) == IOWorkers(4, 11)  # the GPU computes: the cores do I/O
+    assert IOWorkers.for_device("cuda", 2) == IOWorkers(1, 2)
+
+
+def test_results_are_the_same_and_in_order_whatever_the_pools(tmp_path: Path, tiny_model: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(7):
+        Image.fromarray(photo(20 + i, 30, seed=i)).save(folder / f"{i}.png")
+    model = load_model(tiny_model, "cpu")
+    outputs = {}
+    for workers in (IOWorkers(1, 1), IOWorkers(3, 5)):
+        out = tmp_path / f"out-{workers.decoders}x{workers.encoders}"
+        jobs, _ = plan_directory(folder, out, OutputOptions())
+        order = []
+        run_pipelined(model, jobs, UpscaleOptions(), OutputOptions(), lambda job, r: order.append(Path(r.input).name),
+                      workers=workers)
+        assert order == [f"{i}.png" for i in range(7)]
+        outputs[workers] = {p.name: p.read_bytes() for p in out.iterdir()}
+    first, second = outputs.values()
+    assert first == second and len(first) == 7
+
+
+def test_cuda_libraries_are_preloaded_once(monkeypatch) -> None:
+    calls = []
+    preload_cuda_libraries.cache_clear()
+    monkeypatch.setattr(ort, "preload_dlls", lambda: calls.append(1), raising=False)
+    assert preload_cuda_libraries() is None and preload_cuda_libraries() is None and calls == [1]
+
+    def missing() -> None:
+        raise OSError("libcudnn.so.9: cannot open shared object file")
+
+    preload_cuda_libraries.cache_clear()
+    monkeypatch.setattr(ort, "preload_dlls", missing, raising=False)
+    assert "libcudnn" in preload_cuda_libraries()
+    preload_cuda_libraries.cache_clear()
