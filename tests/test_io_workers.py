@@ -33,10 +33,10 @@ def test_results_are_the_same_and_in_order_whatever_the_pools(tmp_path: Path, ti
     for workers in (IOWorkers(1, 1), IOWorkers(3, 5)):
         out = tmp_path / f"out-{workers.decoders}x{workers.encoders}"
         jobs, _ = plan_directory(folder, out, OutputOptions())
-        order = []
-        run_pipelined(model, jobs, UpscaleOptions(), OutputOptions(), lambda job, r: order.append(Path(r.input).name),
+        results = []
+        run_pipelined(model, jobs, UpscaleOptions(), OutputOptions(), lambda job, r: results.append(r),
                       workers=workers)
-        assert order == [f"{i}.png" for i in range(7)]
+        assert [Path(r.input).name for r in results] == [f"{i}.png" for i in range(7)]
         outputs[workers] = {p.name: p.read_bytes() for p in out.iterdir()}
     first, second = outputs.values()
     assert first == second and len(first) == 7
