@@ -33,8 +33,8 @@ def test_results_are_the_same_and_in_order_whatever_the_pools(tmp_path: Path, ti
     for workers in (IOWorkers(1, 1), IOWorkers(3, 5)):
         out = tmp_path / f"out-{workers.decoders}x{workers.encoders}"
         jobs, _ = plan_directory(folder, out, OutputOptions())
-        results = []
-        run_pipelined(model, jobs, UpscaleOptions(), OutputOptions(), lambda job, r: results.append(r),
+        results: list = []
+        run_pipelined(model, jobs, UpscaleOptions(), OutputOptions(), lambda job, r, into=results: into.append(r),
                       workers=workers)
         assert [Path(r.input).name for r in results] == [f"{i}.png" for i in range(7)]
         outputs[workers] = {p.name: p.read_bytes() for p in out.iterdir()}
