@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from upscale.batch import image_extensions
 from upscale.bicubic import imresize
 from upscale.evaluate import load_ground_truth
+from upscale.images import image_extensions
 from upscale.metrics import y_psnr_ssim
 
 

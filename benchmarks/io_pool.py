@@ -24,10 +24,12 @@ from pathlib import Path
 from PIL import Image
 
 from upscale import load_model
-from upscale.batch import OutputOptions, plan_directory
+from upscale.batch import OutputOptions
 from upscale.engine import UpscaleOptions, upscale_picture
-from upscale.images import encode, read_image, write_atomic
+from upscale.files import write_atomic
+from upscale.images import encode, read_image
 from upscale.pipeline import IOWorkers, run_pipelined
+from upscale.planning import plan_directory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import photo_like

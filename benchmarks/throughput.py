@@ -38,7 +38,8 @@ from PIL import Image
 
 from upscale import load_model
 from upscale.engine import UpscaleOptions, upscale_picture
-from upscale.images import DEFAULT_PNG_COMPRESSION, encode, read_image, write_atomic
+from upscale.files import write_atomic
+from upscale.images import DEFAULT_PNG_COMPRESSION, encode, read_image
 from upscale.tiling import AUTO_TILE, plan_tiles, tile_batches
 
 HERE = Path(__file__).resolve().parent

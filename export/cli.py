@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from upscale.cli.console import error, note, out
-from upscale.images import write_atomic
+from upscale.files import write_atomic
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 

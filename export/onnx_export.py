@@ -25,7 +25,7 @@ from upscale.train.arch import SRNet
 from upscale.train.trainer import load_checkpoint, model_from_checkpoint
 
 from upscale.contract import ModelInfo
-from upscale.images import write_atomic
+from upscale.files import write_atomic
 
 from .metadata import attach_metadata
 

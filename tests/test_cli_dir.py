@@ -148,7 +148,7 @@ def test_interrupt_leaves_no_partial_output_and_exits_130(tmp_path: Path, tiny_m
             raise KeyboardInterrupt  # as if Ctrl-C arrived while b.png was being written
         real_replace(src, dst)
 
-    monkeypatch.setattr("upscale.images.os.replace", replace_then_interrupt)
+    monkeypatch.setattr("upscale.files.os.replace", replace_then_interrupt)
     report = tmp_path / "r.json"
     result = run("dir", tmp_path / "in", tmp_path / "out", "-m", tiny_model, "--report", report)
     assert result.exit_code == 130

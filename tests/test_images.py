@@ -12,7 +12,8 @@ from PIL import Image, ImageCms, ImageOps
 
 from upscale.deep_color import encode_png16
 from upscale.errors import ImageError
-from upscale.images import apply_orientation, encode, read_image, write_atomic
+from upscale.files import write_atomic
+from upscale.images import apply_orientation, encode, read_image
 
 from .conftest import photo
 from .icc_profiles import cmyk_profile, swapped_cyan_magenta
@@ -172,7 +173,7 @@ def test_atomic_write_leaves_no_partial_file(tmp_path: Path, monkeypatch) -> Non
     def interrupted(src, dst):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("upscale.images.os.replace", interrupted)
+    monkeypatch.setattr("upscale.files.os.replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_atomic(target, b"x" * 1000)
     assert list(tmp_path.iterdir()) == []

@@ -9,10 +9,11 @@ import onnxruntime as ort
 from PIL import Image
 
 from upscale import load_model
-from upscale.batch import OutputOptions, plan_directory
+from upscale.batch import OutputOptions
 from upscale.device import preload_cuda_libraries
 from upscale.engine import UpscaleOptions
 from upscale.pipeline import IOWorkers, run_pipelined
+from upscale.planning import plan_directory
 
 from .conftest import photo
 

@@ -14,9 +14,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from upscale.batch import OutputOptions, plan_directory
+from upscale.batch import OutputOptions
 from upscale.cli.app import app
 from upscale.engine import UpscaleOptions
+from upscale.planning import plan_directory
 
 from .conftest import photo
 

@@ -16,7 +16,8 @@ from .conftest import photo
 
 pytest.importorskip("pyarrow")
 
-from upscale.remote import plan_remote, run_remote_job
+from upscale.planning import plan_remote
+from upscale.remote import run_remote_job
 
 
 def folder(root: Path) -> Path:

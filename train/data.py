@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from upscale.batch import image_extensions
 from upscale.bicubic import resize_matrix
 from upscale.degrade import realistic_lr
+from upscale.images import image_extensions
 
 DEGRADATIONS = ("bicubic", "realistic")
 

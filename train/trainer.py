@@ -32,7 +32,7 @@ from torch import nn
 
 from upscale.degrade import parse_spec
 from upscale.evaluate import evaluate, summarise
-from upscale.images import write_atomic
+from upscale.files import write_atomic
 
 from .arch import SRNet, create_model
 from .config import TrainConfig

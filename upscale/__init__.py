@@ -6,22 +6,26 @@ The library under the `upscale` command::
     model = load_model()                      # the bundled default, CUDA when usable
     big = upscale_pil(model, Image.open("in.png"))
 
-`upscale_picture` works on decoded arrays, `plan_directory` + `run_pipelined` on whole folders.
+`upscale_picture` works on decoded arrays, `run_directory` on whole folders (`plan_directory` and
+`run_pipelined` are its parts).
 """
 
-from .batch import FileResult, Job, OutputOptions, plan_directory, run_job, write_report
+from .batch import FileResult, Job, OutputOptions, run_job, write_report
 from .contract import ModelInfo
 from .engine import UpscaleOptions, upscale_picture, upscale_pil
 from .errors import DeviceError, ImageError, ModelError, UpscaleError
 from .images import Picture, read_image
 from .model import UpscaleModel, load_model
 from .pipeline import run_pipelined
+from .planning import plan_directory
+from .runner import FolderRun, run_directory
 from .tiling import upscale_array
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DeviceError", "FileResult", "ImageError", "Job", "ModelError", "ModelInfo", "OutputOptions", "Picture",
-    "UpscaleError", "UpscaleModel", "UpscaleOptions", "__version__", "load_model", "plan_directory",
-    "read_image", "run_job", "run_pipelined", "upscale_array", "upscale_picture", "upscale_pil", "write_report",
+    "DeviceError", "FileResult", "FolderRun", "ImageError", "Job", "ModelError", "ModelInfo", "OutputOptions",
+    "Picture", "UpscaleError", "UpscaleModel", "UpscaleOptions", "__version__", "load_model", "plan_directory",
+    "read_image", "run_directory", "run_job", "run_pipelined", "upscale_array", "upscale_picture", "upscale_pil",
+    "write_report",
 ]

@@ -1,35 +1,22 @@
-"""Whole folders: find the inputs, name the outputs, upscale each file, and account for every one.
+"""One file: decode, upscale, encode, atomic write, and what became of it (a `FileResult`, never an exception).
 
-`plan_directory` decides everything up front (which files, which output names, what to skip) from
-file headers alone, so progress can be weighted by pixels and naming problems surface before any
-work. `run_job` then does one file (`pipeline.run_pipelined` overlaps many); a bad file becomes a
-failed result and the batch goes on. Outputs are written atomically (see `images.write_atomic`).
+Every engine runs files through these steps: `run_job` in order (`upscale image`, the Ray actors, the URI
+path), and `pipeline.run_pipelined` on three threads that overlap decoding, inference and encoding. Whatever
+fails, `failure_message` says it the same way for all of them, and the batch goes on.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-
-from PIL import Image
+from pathlib import Path, PurePath
 
 from .auto import AutoModel, model_for
 from .engine import UpscaleOptions, upscale_picture
-from .errors import ImageError, UpscaleError
-from .images import (
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_PNG_COMPRESSION,
-    EXTENSIONS,
-    TEMP_SUFFIX,
-    encode,
-    output_format,
-    probe_header,
-    read_image,
-    write_atomic,
-)
+from .errors import ImageError
+from .files import write_atomic
+from .images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION, Picture, encode, read_image
 from .model import UpscaleModel
 
 
@@ -71,110 +58,76 @@ class FileResult:
 
 @dataclass(frozen=True)
 class Job:
-    input: Path
-    output: Path
-    size: tuple[int, int]
+    """One file to upscale. Paths are local (`Path`) or inside an object store's filesystem (`PurePosixPath`);
+    ``size`` is the header's (width, height), None where headers are not read before running (object stores)."""
+
+    input: PurePath
+    output: PurePath
     output_format: str
+    size: tuple[int, int] | None = None
 
     @property
-    def pixels(self) -> int:
-        return self.size[0] * self.size[1]
+    def pixels(self) -> int | None:
+        return self.size[0] * self.size[1] if self.size else None
 
 
-def image_extensions() -> set[str]:
-    """Lower-case extensions Pillow can open."""
-    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+def failure_message(exc: BaseException, step: str) -> str:
+    """The one-line cause of an expected failure in ``step`` (decode, upscale or write), for reports."""
+    if isinstance(exc, ImageError):
+        return exc.cause
+    if isinstance(exc, MemoryError):
+        if step == "upscale":
+            return "out of memory (try a smaller --tile)"
+        return "out of memory while " + {"decode": "decoding", "write": "encoding"}[step]
+    if isinstance(exc, OSError) and step == "write":
+        return f"cannot write output: {exc.strerror or exc}"
+    raise exc  # not an expected failure: a bug, never dressed up as a user error
 
 
-def discover_inputs(in_dir: Path, out_dir: Path, recursive: bool) -> tuple[list[Path], list[Path]]:
-    """(candidate images, other files) under ``in_dir``, sorted, never looking inside ``out_dir``.
-
-    Hidden files and our own temporary files are not inputs.
-    """
-    out_resolved = out_dir.resolve()
-    known = image_extensions()
-    images: list[Path] = []
-    others: list[Path] = []
-    for root, dirs, files in os.walk(in_dir):
-        root_path = Path(root)
-        dirs[:] = sorted(
-            d for d in dirs
-            if recursive and not d.startswith(".") and (root_path / d).resolve() != out_resolved
-        )
-        for name in sorted(files):
-            if name.startswith(".") or name.endswith(TEMP_SUFFIX):
-                continue
-            path = root_path / name
-            (images if path.suffix.lower() in known else others).append(path)
-    return images, others
+EXPECTED = (ImageError, MemoryError, OSError)
+"""What `failure_message` turns into a failed result."""
 
 
-def output_name(relative: Path, fmt: str, suffix: str) -> Path:
-    """``relative`` renamed for format ``fmt``: the source extension is kept when it already names
-    the format (``.jpeg`` stays), else replaced, never doubled."""
-    extensions = EXTENSIONS[fmt]
-    ext = relative.suffix if relative.suffix.lower() in extensions else extensions[0]
-    return relative.with_name(relative.stem + suffix + ext)
+def decode_job(job: Job, output: OutputOptions) -> Picture:
+    return read_image(Path(job.input), output.max_pixels)
 
 
-def plan_directory(in_dir: Path, out_dir: Path, options: OutputOptions) -> tuple[list[Job], list[FileResult]]:
-    """Jobs to run, and results already known (ignored files, unreadable headers, skips, clashes)."""
-    if not in_dir.is_dir():
-        raise UpscaleError(f"{in_dir}: input folder does not exist or is not a folder")
-    if in_dir.resolve() == out_dir.resolve() and not options.suffix:
-        raise UpscaleError(f"{out_dir}: output folder is the input folder; give --suffix so no input is replaced")
-    images, others = discover_inputs(in_dir, out_dir, options.recursive)
-    known: list[FileResult] = [FileResult(str(p), None, "ignored", "not an image file extension") for p in others]
-    jobs: list[Job] = []
-    claimed: dict[Path, Path] = {}
-    for path in images:
-        try:
-            size, source_format = probe_header(path)
-        except ImageError as exc:
-            known.append(FileResult(str(path), None, "failed", exc.cause))
-            continue
-        fmt = output_format(options.format, source_format)
-        target = out_dir / output_name(path.relative_to(in_dir), fmt, options.suffix)
-        key = target.resolve()
-        if key in claimed:
-            known.append(FileResult(str(path), str(target), "failed", f"output name clashes with {claimed[key]}"))
-            continue
-        claimed[key] = path
-        jobs.append(Job(path, target, size, fmt))
-    # With IN == OUT (and a suffix), earlier outputs sit among the inputs: never upscale them again.
-    jobs = [j for j in jobs if j.input.resolve() not in claimed or claimed[j.input.resolve()] == j.input]
-    runnable = []
-    for job in jobs:
-        if job.output.exists() and not options.overwrite:
-            known.append(FileResult(str(job.input), str(job.output), "skipped", None, job.size))
-        else:
-            runnable.append(job)
-    return runnable, known
+def upscale_job(model: UpscaleModel | AutoModel, picture: Picture, upscale: UpscaleOptions, result: FileResult,
+                on_pixels=None) -> Picture:
+    """Upscale with the model (or, for ``auto``, the one chosen for this picture, noted in ``result``)."""
+    chosen, why = model_for(model, picture)
+    if why is not None:
+        result.model, result.model_reason = chosen.path.stem, why
+    upscaled = upscale_picture(chosen, picture, upscale, on_pixels)
+    result.output_size = upscaled.size
+    result.warnings = list(picture.warnings)
+    return upscaled
+
+
+def write_job(job: Job, picture: Picture, output: OutputOptions) -> tuple[int, list[str]]:
+    """Encode and write atomically; (bytes written, warnings about what the format could not hold)."""
+    data, notes = encode(picture, job.output_format, output.quality, output.png_compression)
+    write_atomic(Path(job.output), data)
+    return len(data), notes
 
 
 def run_job(model: UpscaleModel | AutoModel, job: Job, upscale: UpscaleOptions, output: OutputOptions,
             on_pixels=None) -> FileResult:
-    """Upscale one file; every expected failure becomes a failed result, never an exception."""
+    """Upscale one file, step after step; every expected failure becomes a failed result, never an exception."""
     start = time.perf_counter()
-    result = FileResult(str(job.input), str(job.output), "ok", input_size=job.size if job.pixels else None)
+    result = FileResult(str(job.input), str(job.output), "ok", input_size=job.size)
+    step = "decode"
     try:
-        picture = read_image(job.input, output.max_pixels)
+        picture = decode_job(job, output)
         result.input_size = picture.size
-        chosen, why = model_for(model, picture)
-        if why is not None:
-            result.model, result.model_reason = chosen.path.stem, why
-        upscaled = upscale_picture(chosen, picture, upscale, on_pixels)
-        data, notes = encode(upscaled, job.output_format, output.quality, output.png_compression)
-        write_atomic(job.output, data)
-        result.output_size = upscaled.size
-        result.output_bytes = len(data)
-        result.warnings = [*picture.warnings, *notes]
-    except ImageError as exc:
-        result.status, result.error = "failed", exc.cause
-    except MemoryError:
-        result.status, result.error = "failed", "out of memory (try a smaller --tile)"
-    except OSError as exc:
-        result.status, result.error = "failed", f"cannot write output: {exc.strerror or exc}"
+        step = "upscale"
+        upscaled = upscale_job(model, picture, upscale, result, on_pixels)
+        step = "write"
+        result.output_bytes, notes = write_job(job, upscaled, output)
+        result.warnings += notes
+    except EXPECTED as exc:
+        result.status, result.error = "failed", failure_message(exc, step)
+        result.output_size = None
     result.seconds = time.perf_counter() - start
     return result
 

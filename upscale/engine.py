@@ -15,7 +15,8 @@ from PIL import Image
 
 from .images import Picture
 from .model import UpscaleModel
-from .tiling import from_unit_float, uint16_to_uint8, upscale_array
+from .pixels import from_unit_float, uint16_to_uint8
+from .tiling import upscale_array
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .batch import image_extensions
 from .bicubic import imresize
 from .degrade import apply_spec, image_seed, parse_spec
 from .engine import UpscaleOptions, upscale_picture
-from .images import Picture
+from .images import Picture, image_extensions
 from .metrics import y_psnr_ssim
 from .model import UpscaleModel
 

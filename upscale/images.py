@@ -9,8 +9,6 @@ target, fsync, then rename, so no reader ever sees a truncated file under the fi
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +19,8 @@ from PIL import Image, ImageCms, ImageFile
 from .deep_color import deep_color_rawmode, encode_png16, is_tiff, read_deep_color, read_tiff, tiff_size
 from .errors import ImageError
 from .evidence import jpeg_quality
-from .tiling import uint16_to_uint8
+from .pixels import uint16_to_uint8
 
-TEMP_SUFFIX = ".upscale-tmp"
 DEFAULT_MAX_PIXELS = 200_000_000
 """Refuse larger inputs (decompression bombs); ``--max-pixels`` changes it."""
 
@@ -238,6 +235,16 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
     return im.convert("RGB")
 
 
+def image_extensions() -> set[str]:
+    """Lower-case extensions Pillow can open."""
+    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+
+
+def format_of_extension(suffix: str) -> str | None:
+    """The Pillow format an extension names (``.jpg`` -> ``JPEG``), for when no header was read."""
+    return Image.registered_extensions().get(suffix.lower())
+
+
 def output_format(choice: str, source_format: str | None) -> str:
     """Pillow format name for --format (``same`` keeps the source's format where we can write it)."""
     if choice != "same":
@@ -304,31 +311,6 @@ def encode(picture: Picture, fmt: str, quality: int = 95,
     buffer = io.BytesIO()
     image.save(buffer, fmt, **params)
     return buffer.getvalue(), notes
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either absent/old or complete, never partial."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a finished file gets the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never a half-grey output

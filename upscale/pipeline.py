@@ -3,7 +3,8 @@
 Decoding (Pillow) and encoding (zlib, libjpeg, libwebp) release the GIL, so they overlap with
 onnxruntime's inference on the main thread. Each stage holds at most a few images, so memory stays
 bounded however long the folder. Results come back in input order with the same semantics as
-`batch.run_job`: every expected failure is a failed result, never an exception.
+`batch.run_job`, whose steps (`decode_job`, `upscale_job`, `write_job`, `failure_message`) these are: every
+expected failure is a failed result, never an exception.
 
 On KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one by the CLI) no new work starts, the writes
 already running finish (each is atomic), and the interrupt is re-raised after the finished results
@@ -19,28 +20,19 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .auto import AutoModel, model_for
-from .batch import FileResult, Job, OutputOptions
-from .engine import UpscaleOptions, upscale_picture
-from .errors import ImageError
-from .images import Picture, encode, read_image, write_atomic
+from .auto import AutoModel
+from .batch import EXPECTED, FileResult, Job, OutputOptions, decode_job, failure_message, upscale_job, write_job
+from .engine import UpscaleOptions
+from .images import Picture
 from .model import UpscaleModel
 
 
-def _decode(job: Job, max_pixels: int) -> tuple[Picture | None, str | None, float]:
+def _decode(job: Job, output: OutputOptions) -> tuple[Picture | None, str | None, float]:
     start = time.perf_counter()
     try:
-        return read_image(job.input, max_pixels), None, start
-    except ImageError as exc:
-        return None, exc.cause, start
-    except MemoryError:
-        return None, "out of memory while decoding", start
-
-
-def _encode_and_write(job: Job, picture: Picture, output: OutputOptions) -> tuple[int, list[str]]:
-    data, notes = encode(picture, job.output_format, output.quality, output.png_compression)
-    write_atomic(job.output, data)
-    return len(data), notes
+        return decode_job(job, output), None, start
+    except EXPECTED as exc:
+        return None, failure_message(exc, "decode"), start
 
 
 @dataclass(frozen=True)
@@ -90,7 +82,7 @@ def run_pipelined(
         nonlocal next_job
         while next_job < len(jobs) and len(decoding) < decode_ahead:
             job = jobs[next_job]
-            decoding.append((job, decoder.submit(_decode, job, output.max_pixels)))
+            decoding.append((job, decoder.submit(_decode, job, output)))
             next_job += 1
 
     def drain_writes(limit: int) -> None:
@@ -100,8 +92,8 @@ def run_pipelined(
                 try:
                     result.output_bytes, notes = future.result()
                     result.warnings += notes
-                except OSError as exc:
-                    result.status, result.error = "failed", f"cannot write output: {exc.strerror or exc}"
+                except EXPECTED as exc:
+                    result.status, result.error = "failed", failure_message(exc, "write")
                     result.output_size = None
             result.seconds = time.perf_counter() - start
             on_result(job, result)
@@ -120,17 +112,12 @@ def run_pipelined(
                 writing.append((job, result, None, start))
             else:
                 try:
-                    chosen, why = model_for(model, picture)
-                    if why is not None:
-                        result.model, result.model_reason = chosen.path.stem, why
-                    upscaled = upscale_picture(chosen, picture, upscale, on_pixels)
-                except MemoryError:
-                    result.status, result.error = "failed", "out of memory (try a smaller --tile)"
+                    upscaled = upscale_job(model, picture, upscale, result, on_pixels)
+                except EXPECTED as exc:
+                    result.status, result.error = "failed", failure_message(exc, "upscale")
                     writing.append((job, result, None, start))
                 else:
-                    result.output_size = upscaled.size
-                    result.warnings = list(picture.warnings)
-                    writing.append((job, result, writer.submit(_encode_and_write, job, upscaled, output), start))
+                    writing.append((job, result, writer.submit(write_job, job, upscaled, output), start))
             drain_writes(write_behind)
         drain_writes(0)
     except KeyboardInterrupt:

@@ -15,13 +15,14 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .batch import FileResult, Job, OutputOptions, run_job
 from .engine import UpscaleOptions
 from .errors import UpscaleError
-from .images import TEMP_SUFFIX
-from .remote import RemoteJob, open_filesystem, run_remote_job
+from .files import sweep_temp_files
+from .planning import open_filesystem
+from .remote import run_remote_job
 
 
 class RayUpscaler:
@@ -40,19 +41,20 @@ class RayUpscaler:
     def __call__(self, rows: dict) -> dict:
         results: dict[str, list] = {"index": [], "result": []}
         for i, index in enumerate(rows["index"]):
+            width, height = int(rows["width"][i]), int(rows["height"][i])
             if self.in_fs is not None:
-                job = RemoteJob(str(rows["input"][i]), str(rows["output"][i]), str(rows["format"][i]))
+                job = Job(PurePosixPath(rows["input"][i]), PurePosixPath(rows["output"][i]), str(rows["format"][i]))
                 result = run_remote_job(self.model, self.in_fs, self.out_fs, job, self.upscale, self.output)
             else:
-                local = Job(Path(rows["input"][i]), Path(rows["output"][i]),
-                            (int(rows["width"][i]), int(rows["height"][i])), str(rows["format"][i]))
-                result = run_job(self.model, local, self.upscale, self.output)
+                job = Job(Path(rows["input"][i]), Path(rows["output"][i]), str(rows["format"][i]),
+                          (width, height) if width else None)
+                result = run_job(self.model, job, self.upscale, self.output)
             results["index"].append(int(index))
             results["result"].append(json.dumps(asdict(result)))
         return results
 
 
-def _import_ray():
+def import_ray():
     try:
         import ray
         import ray.data
@@ -65,10 +67,10 @@ def run_on_ray(
     model: str,
     device: str,
     threads: int | None,
-    jobs: list[Job] | list[RemoteJob],
+    jobs: list[Job],
     upscale: UpscaleOptions,
     output: OutputOptions,
-    on_result: Callable[[Job | RemoteJob, FileResult], None],
+    on_result: Callable[[Job, FileResult], None],
     address: str | None = None,
     workers: int | None = None,
     cpus_per_worker: float = 1.0,
@@ -76,9 +78,9 @@ def run_on_ray(
 ) -> None:
     """Run ``jobs`` on Ray (a local instance unless ``address`` or RAY_ADDRESS names a cluster).
 
-    ``jobs`` are local `Job`s, or `RemoteJob`s inside the (input, output) folder URIs ``uris``.
+    ``jobs`` name local files, or, with ``uris``, paths inside the (input, output) folder URIs' filesystems.
     """
-    ray = _import_ray()
+    ray = import_ray()
     if not ray.is_initialized():
         ray.init(address=address or os.environ.get("RAY_ADDRESS"), logging_level=logging.ERROR,
                  log_to_driver=False, include_dashboard=False, configure_logging=False)
@@ -91,7 +93,7 @@ def run_on_ray(
         resources = ray.cluster_resources()
         workers = int(resources.get("GPU", 1)) if gpu else max(1, int(resources.get("CPU", 1) // cpus_per_worker))
     rows = [{"index": i, "input": str(j.input), "output": str(j.output), "format": j.output_format,
-             "width": j.size[0] if isinstance(j, Job) else 0, "height": j.size[1] if isinstance(j, Job) else 0}
+             "width": j.size[0] if j.size else 0, "height": j.size[1] if j.size else 0}  # 0: not known
             for i, j in enumerate(jobs)]
     if not rows:
         return
@@ -112,12 +114,5 @@ def run_on_ray(
             if data[key] is not None:
                 data[key] = tuple(data[key])
         on_result(job, FileResult(**data))
-    sweep_temp_files({job.output.parent for job in jobs if isinstance(job, Job)})
-
-
-def sweep_temp_files(folders: set[Path]) -> None:
-    """Remove temporary files left by workers that were killed mid-write (their rows were retried)."""
-    for folder in folders:
-        if folder.is_dir():
-            for stale in folder.glob(f".*{TEMP_SUFFIX}"):
-                stale.unlink(missing_ok=True)
+    if uris is None:
+        sweep_temp_files({Path(job.output).parent for job in jobs})

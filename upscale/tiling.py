@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .pixels import from_unit_float, to_unit_float
+
 AUTO_TILE = 512
 """Largest tile side used by ``tile=None``; each axis is then cut into equal tiles no larger than this,
 so a 640-pixel side becomes two 320-pixel tiles rather than 512 + 128 (which would compute 532 + 532
@@ -70,29 +72,6 @@ def _tile_for(size: int, tile: int | None) -> int:
     return tile or size
 
 
-def _to_unit_float(pixels: np.ndarray) -> np.ndarray:
-    if pixels.dtype == np.uint8:
-        return pixels.astype(np.float32) * np.float32(1 / 255)
-    if pixels.dtype == np.uint16:
-        return pixels.astype(np.float32) * np.float32(1 / 65535)
-    return pixels.astype(np.float32, copy=False)
-
-
-def from_unit_float(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Clip to [0, 1] and convert to ``dtype`` (uint8/uint16 rounded, floats kept)."""
-    values = np.clip(values, 0.0, 1.0)
-    if dtype == np.uint8:
-        return (values * 255 + 0.5).astype(np.uint8)
-    if dtype == np.uint16:
-        return (values * 65535 + 0.5).astype(np.uint16)
-    return values.astype(dtype, copy=False)
-
-
-def uint16_to_uint8(values: np.ndarray) -> np.ndarray:
-    """Round 16-bit samples to the nearest 8-bit level (65535 -> 255)."""
-    return ((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-
-
 def tile_batches(tiles: list[Tile], batch_size: int) -> Iterator[list[Tile]]:
     """Tiles grouped as the engine runs them: equal window shapes together, at most ``batch_size`` each."""
     by_shape: dict[tuple[int, int], list[Tile]] = defaultdict(list)
@@ -128,7 +107,7 @@ def upscale_array(
     out = np.empty((h * scale, w * scale, 3), dtype)
     for group in tile_batches(plan_tiles(h, w, tile, overlap), batch_size):
         windows = [pixels[t.rows.lo : t.rows.hi, t.cols.lo : t.cols.hi] for t in group]
-        batch = _to_unit_float(np.stack(windows)).transpose(0, 3, 1, 2)
+        batch = to_unit_float(np.stack(windows)).transpose(0, 3, 1, 2)
         result = model(np.ascontiguousarray(batch))
         for t, y in zip(group, result, strict=True):
             r0, r1 = (t.rows.core_lo - t.rows.lo) * scale, (t.rows.core_hi - t.rows.lo) * scale

@@ -9,9 +9,10 @@ from typing import Annotated
 
 import typer
 
-from ..auto import AutoModel, load_auto
+from ..auto import AutoModel
 from ..errors import DeviceError, UpscaleError
-from ..model import UpscaleModel, load_model
+from ..model import UpscaleModel
+from ..runner import load_for_run
 from .console import error, note
 
 ModelOption = Annotated[
@@ -63,19 +64,22 @@ def error_boundary() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def describe_model(loaded: UpscaleModel | AutoModel) -> str:
+    """The one line that says which model runs where (on stderr before a run)."""
+    if isinstance(loaded, AutoModel):
+        clean = loaded.clean.path.stem
+        choice = (f"{clean} for clean pictures, {loaded.photo.path.stem} for degraded ones" if loaded.photo
+                  else f"{clean} for every picture (no photo model at x{loaded.scale})")
+        return f"model auto: {choice}, on {loaded.clean.device}"
+    info = loaded.info
+    guessed = "" if info.has_metadata else " (no metadata: scale probed, default tile overlap)"
+    return f"model {loaded.path.name} x{info.scale} ({info.architecture}) on {loaded.device}{guessed}"
+
+
 def open_model(model: str, device: str, threads: int | None, quiet: bool = False,
                factor: float | None = None) -> UpscaleModel | AutoModel:
     """Load the model (or, for ``auto``, the pair for ``factor``) and say, in one line on stderr, what runs where."""
-    if model == "auto":
-        pair = load_auto(factor, device, threads)
-        if not quiet:
-            choice = (f"{pair.clean.path.stem} for clean pictures, {pair.photo.path.stem} for degraded ones"
-                      if pair.photo else f"{pair.clean.path.stem} for every picture (no photo model at x{pair.scale})")
-            note(f"model auto: {choice}, on {pair.clean.device}")
-        return pair
-    loaded = load_model(model, device, threads)
+    loaded = load_for_run(model, device, threads, factor)
     if not quiet:
-        info = loaded.info
-        guessed = "" if info.has_metadata else " (no metadata: scale probed, default tile overlap)"
-        note(f"model {loaded.path.name} x{info.scale} ({info.architecture}) on {loaded.device}{guessed}")
+        note(describe_model(loaded))
     return loaded

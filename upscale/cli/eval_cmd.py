@@ -12,7 +12,7 @@ from rich.table import Table
 from ..degrade import SPEC_HELP, parse_spec
 from ..errors import UpscaleError
 from ..evaluate import as_json, bicubic_upscaler, evaluate, model_upscaler, summarise
-from ..images import write_atomic
+from ..files import write_atomic
 from .common import DeviceOption, ThreadsOption, TileOption, error_boundary, open_model
 from .console import out, warning
 

@@ -56,7 +56,7 @@ def image_command(
         loaded = open_model(model, device, threads, quiet, scale)
         output = OutputOptions(quality=quality, png_compression=png_compression, overwrite=True)
         try:
-            result = run_job(loaded, Job(input_file, output_file, size, fmt), UpscaleOptions(scale, tile, batch_size),
+            result = run_job(loaded, Job(input_file, output_file, fmt, size), UpscaleOptions(scale, tile, batch_size),
                              output)
         except KeyboardInterrupt:
             note("interrupted")

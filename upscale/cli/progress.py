@@ -6,49 +6,58 @@ import time
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ..auto import AutoModel
 from ..batch import FileResult, Job
-from .console import error, out, warning
+from ..model import UpscaleModel
+from .common import describe_model
+from .console import error, note, out, warning
 
 
 class BatchProgress:
-    """Receives pixel counts per tile and one result per file; shows them as fits the output."""
+    """A run's `runner.Observer` for the terminal: the model line, planning failures, then a bar (weighted by
+    pixels, or by files where sizes are not known before running) or one plain line per file."""
 
-    def __init__(self, jobs: list[Job], quiet: bool) -> None:
-        self.total_files = len(jobs)
-        self.files_done = 0
-        self.pixels_done = 0
+    def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
-        self.started = time.perf_counter()
+        self.total_files = self.files_done = self.pixels_done = 0
+        self.began = time.perf_counter()
         self.bar: Progress | None = None
-        if not quiet and out.is_terminal and jobs:
+
+    def model_ready(self, model: UpscaleModel | AutoModel) -> None:
+        if not self.quiet:
+            note(describe_model(model))
+
+    def planned(self, jobs: list[Job], known: list[FileResult]) -> None:
+        for r in known:
+            if r.status == "failed":
+                error(f"{r.input}: {r.error}")
+        self.total_files = len(jobs)
+        self.began = time.perf_counter()
+        if not self.quiet and out.is_terminal and jobs:
             self.bar = Progress(
                 TextColumn("[bold]{task.fields[files]}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                 TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), TextColumn("{task.fields[current]}"),
                 console=out, transient=False,
             )
-            self.task = self.bar.add_task("upscale", total=sum(j.pixels for j in jobs) or 1,
+            self.task = self.bar.add_task("upscale", total=sum(j.pixels or 1 for j in jobs),
                                           files=self._files(), rate="", current="")
+            self.bar.start()
 
     def _files(self) -> str:
         return f"{self.files_done}/{self.total_files} files"
 
-    def __enter__(self) -> BatchProgress:
-        if self.bar:
-            self.bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def closed(self) -> None:
         if self.bar:
             self.bar.stop()
 
-    def start(self, job: Job) -> None:
+    def started(self, job: Job) -> None:
         if self.bar:
             self.bar.update(self.task, current=job.input.name)
 
     def pixels(self, count: int) -> None:
         self.pixels_done += count
         if self.bar:
-            rate = self.pixels_done / 1e6 / max(time.perf_counter() - self.started, 1e-9)
+            rate = self.pixels_done / 1e6 / max(time.perf_counter() - self.began, 1e-9)
             self.bar.update(self.task, advance=count, rate=f"{rate:.2f} MP/s in")
 
     def finished(self, job: Job, result: FileResult) -> None:

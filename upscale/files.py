@@ -1,0 +1,48 @@
+"""File handling that must never lose data: atomic writes, and sweeping what a killed write left behind.
+
+An output appears under its final name complete or not at all: it is written to a temporary file beside the
+target (same folder, so the rename is atomic), flushed and fsynced, then renamed over the target. A process
+killed mid-write leaves only a hidden ``.NAME.XXXX.upscale-tmp`` file, which folder listings skip and
+`sweep_temp_files` removes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+TEMP_SUFFIX = ".upscale-tmp"
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is either absent/old or complete, never partial."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a finished file gets the usual permissions
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def sweep_temp_files(folders: set[Path]) -> None:
+    """Remove temporary files left by writers that were killed mid-write (e.g. Ray workers whose rows were retried)."""
+    for folder in folders:
+        if folder.is_dir():
+            for stale in folder.glob(f".*{TEMP_SUFFIX}"):
+                stale.unlink(missing_ok=True)
