@@ -223,7 +223,7 @@ def main() -> int:
     @stage(report, "pytorch_eager")
     def _() -> dict:
         import torch
-        from upscale.train.trainer import load_checkpoint, model_from_checkpoint
+        from upscale.train.checkpoint import load_checkpoint, model_from_checkpoint
 
         net = model_from_checkpoint(load_checkpoint(args.checkpoint)).eval().to(device)
         out = work / "out-torch"

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from upscale.train.trainer import load_checkpoint, model_from_checkpoint
+from upscale.train.checkpoint import load_checkpoint, model_from_checkpoint
 
 
 def main(checkpoint: str, in_dir: str, out_dir: str) -> None:

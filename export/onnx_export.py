@@ -22,7 +22,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 from upscale.train.arch import SRNet
-from upscale.train.trainer import load_checkpoint, model_from_checkpoint
+from upscale.train.checkpoint import load_checkpoint, model_from_checkpoint
 
 from upscale.contract import ModelInfo
 from upscale.files import write_atomic

@@ -14,7 +14,8 @@ onnx = pytest.importorskip("onnx")
 
 from upscale.export.cli import app as export_app  # noqa: E402
 from upscale.train.arch import create_model  # noqa: E402
-from upscale.train.trainer import load_checkpoint, model_from_checkpoint, train  # noqa: E402
+from upscale.train.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
+from upscale.train.trainer import train  # noqa: E402
 
 from upscale import load_model  # noqa: E402
 from upscale.cli.app import app as upscale_app  # noqa: E402

@@ -13,9 +13,11 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 
 from upscale.train.arch import create_model, macs_per_output_pixel  # noqa: E402
+from upscale.train.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
+from upscale.train.config import TrainConfig  # noqa: E402
 from upscale.train.data import PatchSampler, downscale, load_images, to_unit  # noqa: E402
 from upscale.train.losses import SRLoss, vgg19_features  # noqa: E402
-from upscale.train.trainer import TrainConfig, load_checkpoint, lr_at, model_from_checkpoint, train  # noqa: E402
+from upscale.train.trainer import lr_at, train  # noqa: E402
 
 from upscale.bicubic import imresize  # noqa: E402
 

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 torch = pytest.importorskip("torch")
 
+from upscale.train.checkpoint import load_checkpoint  # noqa: E402
 from upscale.train.cli import app  # noqa: E402
-from upscale.train.trainer import load_checkpoint  # noqa: E402
 
 from .conftest import photo  # noqa: E402
 from .test_train import assert_same_state  # noqa: E402

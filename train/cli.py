@@ -11,8 +11,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from upscale.cli.console import error, note, out, warning
 
 from .arch import architectures, create_model
+from .checkpoint import load_checkpoint
 from .config import TrainConfig, config_for_resume
-from .trainer import load_checkpoint, train
+from .trainer import train
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 

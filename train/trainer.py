@@ -1,7 +1,7 @@
-"""The training loop: one config dataclass, small named helpers, a flat loop (in the manner of nanoGPT).
+"""The training loop: set-up, restore, step, validate and save as small named helpers around a flat loop
+(in the manner of nanoGPT); the config is `config.TrainConfig`, checkpoints are `checkpoint.py`'s.
 
-Checkpoints describe themselves (architecture name, scale and options, config, step, best PSNR), so
-`--resume` and `upscale-export` rebuild the network from the file alone. `RUN_DIR/last.pt` is written
+`RUN_DIR/last.pt` is written
 every `save_every` steps and at the end; `RUN_DIR/best.pt` whenever validation PSNR improves;
 `RUN_DIR/metrics.jsonl` gets one line per log and validation event.
 
@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import io
 import json
 import math
 import os
 import random
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,7 @@ from upscale.evaluate import evaluate, summarise
 from upscale.files import write_atomic
 
 from .arch import SRNet, create_model
+from .checkpoint import checkpoint_state, init_weights, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import PatchSampler, load_images, prefetch, to_unit
 from .losses import SRLoss
@@ -95,52 +95,6 @@ def mean_psnr(result: dict[str, dict[str, float]]) -> float:
     return float(np.mean([r["psnr"] for r in result.values()])) if result else float("nan")
 
 
-def checkpoint_state(model: SRNet, ema: SRNet | None, opt: torch.optim.Optimizer, step: int,
-                     best: float, cfg: TrainConfig) -> dict:
-    return {
-        "arch": {"name": model.arch_name, "scale": model.scale, "options": model.config()},
-        "model": model.state_dict(),
-        "ema": ema.state_dict() if ema is not None else None,
-        "optimizer": opt.state_dict(),
-        "step": step,
-        "best_psnr": best,
-        "config": asdict(cfg),
-        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
-    }
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    write_atomic(path, buffer.getvalue())  # a kill mid-save never leaves a broken checkpoint
-
-
-def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
-def checkpoint_weights(state: dict, use_ema: bool = True) -> dict:
-    """The weights a checkpoint stands for: its EMA weights when it has them (what validation scored)."""
-    return state["ema"] if use_ema and state.get("ema") is not None else state["model"]
-
-
-def model_from_checkpoint(state: dict, use_ema: bool = True) -> SRNet:
-    """Rebuild the network a checkpoint describes, with its EMA weights when it has them."""
-    arch = state["arch"]
-    model = create_model(arch["name"], arch["scale"], **arch["options"])
-    model.load_state_dict(checkpoint_weights(state, use_ema))
-    return model
-
-
-def init_weights(model: SRNet, checkpoint: Path) -> dict[str, int]:
-    """Copy every tensor of ``checkpoint`` (EMA weights when present) whose name and shape match."""
-    weights = checkpoint_weights(load_checkpoint(checkpoint))
-    own = model.state_dict()
-    matched = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(matched, strict=False)
-    return {"checkpoint": str(checkpoint), "copied": len(matched), "kept": len(own) - len(matched)}
-
-
 def pick_device(spec: str, local_rank: int) -> torch.device:
     if spec == "cpu" or (spec == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
@@ -171,104 +125,159 @@ def log_line(path: Path, record: dict) -> None:
 # ---------------------------------------------------------------------------------------------------
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress=None) -> dict:
-    """Run (or continue) training; returns the last metrics record. ``progress(record)`` is called
-    after each log/validation event (the CLI draws its progress line from it)."""
+@dataclass
+class Run:
+    """Everything a training run holds while it runs (set up by `_set_up`, restored by `_restore`)."""
+
+    cfg: TrainConfig
+    device: torch.device
+    world: int
+    rank: int
+    model: SRNet
+    net: nn.Module  # the model, or its DistributedDataParallel wrapper
+    ema: SRNet | None
+    opt: torch.optim.Optimizer
+    start: int = 0
+    best: float = -math.inf
+    initialised: dict | None = None
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+    def state(self, step: int) -> dict:
+        return checkpoint_state(self.model, self.ema, self.opt, step, self.best, self.cfg)
+
+
+def _set_up(cfg: TrainConfig, resume: bool) -> Run:
+    """Device and process group, the network (from --init-from or the resumed checkpoint), EMA, optimiser."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = pick_device(cfg.device, local_rank)
+    device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    master = rank == 0
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
     state = None
     if resume:
-        if not (out / "last.pt").is_file():
-            raise FileNotFoundError(f"{out / 'last.pt'}: nothing to resume")
-        state = load_checkpoint(out / "last.pt")
+        last = Path(cfg.out) / "last.pt"
+        if not last.is_file():
+            raise FileNotFoundError(f"{last}: nothing to resume")
+        state = load_checkpoint(last)
         arch = state["arch"]
         cfg.arch, cfg.scale, cfg.arch_options = arch["name"], arch["scale"], dict(arch["options"])
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.arch, cfg.scale, **cfg.arch_options)
     initialised = init_weights(model, Path(cfg.init_from)) if cfg.init_from and state is None else None
     ema = copy.deepcopy(model).requires_grad_(False) if cfg.ema > 0 else None
-    opt = make_optimizer(model, cfg)
-    start, best = 0, -math.inf
+    run = Run(cfg, device, world, rank, model, model, ema, make_optimizer(model, cfg), initialised=initialised)
     if state is not None:
-        model.load_state_dict(state["model"])
-        if ema is not None and state.get("ema") is not None:
-            ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["optimizer"])
-        start, best = state["step"], state["best_psnr"]
-        torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(state["rng"]["numpy"])
-        random.setstate(state["rng"]["python"])
+        _restore(run, state)
     model.to(device)
     if ema is not None:
         ema.to(device)
-    for group in opt.state.values():
+    for group in run.opt.state.values():
         for k, v in group.items():
             if torch.is_tensor(v):
                 group[k] = v.to(device)
-    net: nn.Module = model
     if world > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        run.net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                      else None)
+    return run
 
+
+def _restore(run: Run, state: dict) -> None:
+    """Weights, EMA, optimiser, step, best PSNR and every RNG, as the checkpoint left them: resume is exact."""
+    run.model.load_state_dict(state["model"])
+    if run.ema is not None and state.get("ema") is not None:
+        run.ema.load_state_dict(state["ema"])
+    run.opt.load_state_dict(state["optimizer"])
+    run.start, run.best = state["step"], state["best_psnr"]
+    torch.set_rng_state(state["rng"]["torch"])
+    np.random.set_state(state["rng"]["numpy"])
+    random.setstate(state["rng"]["python"])
+
+
+def _step(run: Run, step: int, lr_batch: torch.Tensor, hr_batch: torch.Tensor, criterion: SRLoss,
+          autocast: contextlib.AbstractContextManager) -> tuple[torch.Tensor, dict, float]:
+    """One optimisation step: forward, loss, backward, clip, Adam, EMA. Returns loss, its parts and the lr."""
+    lr_now = lr_at(step, run.cfg)
+    for g in run.opt.param_groups:
+        g["lr"] = lr_now
+    lr_batch, hr_batch = to_unit(lr_batch, run.device), to_unit(hr_batch, run.device)
+    with autocast:
+        sr = run.net(lr_batch)
+    loss, parts = criterion(sr.float(), hr_batch)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if run.cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.grad_clip)
+    return loss, parts, lr_now
+
+
+def _apply(run: Run, step: int) -> None:
+    """The part of a step that changes the weights: optimiser, then EMA (never interrupted halfway, see train)."""
+    run.opt.step()
+    if run.ema is not None:
+        update_ema(run.ema, run.model, run.cfg.ema, step)
+
+
+def _validate_and_keep_best(run: Run, done: int, metrics_path: Path, progress) -> None:
+    result = validate(run.ema if run.ema is not None else run.model, run.cfg, run.device)
+    psnr = mean_psnr(result)
+    record = {"event": "val", "step": done, "val": result, "psnr": psnr}
+    log_line(metrics_path, record)
+    if psnr > run.best:
+        run.best = psnr
+        save_checkpoint(Path(run.cfg.out) / "best.pt", run.state(done))
+    if progress:
+        progress(record)
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress=None) -> dict:
+    """Run (or continue) training; returns the last metrics record. ``progress(record)`` is called
+    after each log/validation event (the CLI draws its progress line from it)."""
+    run = _set_up(cfg, resume)
     for spec in cfg.val_degrade:
         parse_spec(spec)  # a bad spec fails now, not at the first validation
+    out = Path(cfg.out)
     images = load_images([Path(d) for d in cfg.data], cfg.patch)
-    sampler = PatchSampler(images.images, cfg.scale, cfg.patch, cfg.batch_size, cfg.seed, rank, cfg.degradation,
+    sampler = PatchSampler(images.images, cfg.scale, cfg.patch, cfg.batch_size, cfg.seed, run.rank, cfg.degradation,
                            cfg.degradation_copies, cfg.threads)
     criterion = SRLoss(cfg.loss, cfg.fft_weight, cfg.perceptual_weight,
-                       Path(cfg.vgg_weights) if cfg.vgg_weights else None).to(device)
-    summary = model.describe()
+                       Path(cfg.vgg_weights) if cfg.vgg_weights else None).to(run.device)
     metrics_path = out / "metrics.jsonl"
-    if master:
+    if run.master:
         out.mkdir(parents=True, exist_ok=True)
-        log_line(metrics_path, {"event": "start", "step": start, "arch": asdict(summary), "device": str(device),
-                                "world_size": world, "effective_batch": cfg.batch_size * world,
-                                "train_images": len(images.images), "skipped_small": images.skipped_small,
-                                "init_from": initialised,
+        log_line(metrics_path, {"event": "start", "step": run.start, "arch": asdict(run.model.describe()),
+                                "device": str(run.device), "world_size": run.world,
+                                "effective_batch": cfg.batch_size * run.world, "train_images": len(images.images),
+                                "skipped_small": images.skipped_small, "init_from": run.initialised,
                                 "unreadable": images.unreadable, "config": asdict(cfg)})
 
     # numpy's BLAS on the prefetch thread would start its own threads and fight torch's for the same cores.
     blas_limit = threadpool_limits(limits=1, user_api="blas")
-    autocast = make_autocast(cfg.amp, device)
-    if device.type == "cuda":
+    autocast = make_autocast(cfg.amp, run.device)
+    if run.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed patch shapes: pick the fastest convolution once
     began = time.perf_counter()
     window_start, window_steps, data_wait = began, 0, 0.0
-    record: dict = {"step": start}
-    step = start
+    record: dict = {"step": run.start}
+    step = run.start
     wait_start = time.perf_counter()
-    completed: int | None = start  # steps fully applied to weights, EMA and optimiser
+    completed: int | None = run.start  # steps fully applied to weights, EMA and optimiser
     try:
-        for step, (lr_batch, hr_batch) in enumerate(prefetch(sampler, start, cfg.steps), start=start):
+        for step, (lr_batch, hr_batch) in enumerate(prefetch(sampler, run.start, cfg.steps), start=run.start):
             data_wait += time.perf_counter() - wait_start
-            lr_now = lr_at(step, cfg)
-            for g in opt.param_groups:
-                g["lr"] = lr_now
-            lr_batch, hr_batch = to_unit(lr_batch, device), to_unit(hr_batch, device)
-            with autocast:
-                sr = net(lr_batch)
-            loss, parts = criterion(sr.float(), hr_batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            loss, parts, lr_now = _step(run, step, lr_batch, hr_batch, criterion, autocast)
             completed = None  # from here until `done` the weights, EMA and optimiser are mid-update
-            opt.step()
-            if ema is not None:
-                update_ema(ema, model, cfg.ema, step)
+            _apply(run, step)
             done = completed = step + 1
             window_steps += 1
             out_of_time = (cfg.minutes is not None and time.perf_counter() - began > cfg.minutes * 60) or (
-                cfg.stop_after is not None and done - start >= cfg.stop_after)
+                cfg.stop_after is not None and done - run.start >= cfg.stop_after)
             last = done == cfg.steps or out_of_time
-            if master and (done % cfg.log_every == 0 or last):
+            if run.master and (done % cfg.log_every == 0 or last):
                 now = time.perf_counter()
                 record = {"event": "train", "step": done, "loss": float(loss.detach()), **parts, "lr": lr_now,
                           "it_s": window_steps / (now - window_start), "data_wait_s": data_wait / window_steps,
@@ -277,19 +286,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None) -> dict:
                 window_start, window_steps, data_wait = now, 0, 0.0
                 if progress:
                     progress(record)
-            if master and cfg.val and (done % cfg.val_every == 0 or last):
-                result = validate(ema if ema is not None else model, cfg, device)
-                psnr = mean_psnr(result)
-                record = {"event": "val", "step": done, "val": result, "psnr": psnr}
-                log_line(metrics_path, record)
-                if psnr > best:
-                    best = psnr
-                    save_checkpoint(out / "best.pt", checkpoint_state(model, ema, opt, done, best, cfg))
-                if progress:
-                    progress(record)
-            if master and (done % cfg.save_every == 0 or last):
-                save_checkpoint(out / "last.pt", checkpoint_state(model, ema, opt, done, best, cfg))
-            if world > 1:
+            if run.master and cfg.val and (done % cfg.val_every == 0 or last):
+                _validate_and_keep_best(run, done, metrics_path, progress)
+            if run.master and (done % cfg.save_every == 0 or last):
+                save_checkpoint(out / "last.pt", run.state(done))
+            if run.world > 1:
                 dist.barrier()
             if out_of_time:
                 break
@@ -297,17 +298,17 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None) -> dict:
     except KeyboardInterrupt:
         # Ctrl-C: keep every finished step, unless the interrupt came mid-update (then the last periodic
         # checkpoint stands), so that --resume stays exact.
-        if master and world == 1 and completed is not None and completed > start:
-            save_checkpoint(out / "last.pt", checkpoint_state(model, ema, opt, completed, best, cfg))
+        if run.master and run.world == 1 and completed is not None and completed > run.start:
+            save_checkpoint(out / "last.pt", run.state(completed))
         raise
     finally:
         blas_limit.restore_original_limits()
-    if master and not cfg.val and (out / "last.pt").is_file():
+    if run.master and not cfg.val and (out / "last.pt").is_file():
         write_atomic(out / "best.pt", (out / "last.pt").read_bytes())  # no validation: best is the last
-    if world > 1:
-        in_sync = ranks_in_sync(model)
-        if master:
-            record = {"event": "ddp", "step": step + 1, "world_size": world, "ranks_in_sync": in_sync}
+    if run.world > 1:
+        in_sync = ranks_in_sync(run.model)
+        if run.master:
+            record = {"event": "ddp", "step": step + 1, "world_size": run.world, "ranks_in_sync": in_sync}
             log_line(metrics_path, record)
         dist.barrier()
         dist.destroy_process_group()
