@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import onnx
 import typer
 from rich.table import Table
 
-from upscale.cli.console import error, note, out
+from upscale.cli.common import error_boundary
+from upscale.cli.console import note, out
+from upscale.errors import UpscaleError, UsageError
 from upscale.files import write_atomic
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -30,28 +31,20 @@ def export(
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
 ) -> None:
     """Export a trained checkpoint (or bicubic interpolation) to ONNX with the upscale model contract."""
-    if output.exists() and not force:
-        error(f"{output}: exists (use --force to overwrite)")
-        raise typer.Exit(1)
-    if (checkpoint is None) == (bicubic is None):
-        error("give exactly one of --checkpoint PATH or --bicubic S")
-        raise typer.Exit(2)
-    if bicubic is not None:
-        from .bicubic import build_bicubic_model
+    with error_boundary():
+        if (checkpoint is None) == (bicubic is None):
+            raise UsageError("give exactly one of --checkpoint PATH or --bicubic S")
+        if output.exists() and not force:
+            raise UpscaleError(f"{output}: exists (use --force to overwrite)")
+        if bicubic is not None:
+            from .bicubic import build_bicubic_model
 
-        write_atomic(output, build_bicubic_model(bicubic).SerializeToString())
-        note(f"wrote {output} ({output.stat().st_size} bytes): bicubic x{bicubic}")
-        return
-    from .onnx_export import export_checkpoint
+            write_atomic(output, build_bicubic_model(bicubic).SerializeToString())
+            note(f"wrote {output} ({output.stat().st_size} bytes): bicubic x{bicubic}")
+            return
+        from .onnx_export import export_checkpoint
 
-    if not checkpoint.is_file():
-        error(f"{checkpoint}: checkpoint not found")
-        raise typer.Exit(1)
-    try:
         summary = export_checkpoint(checkpoint, output, fp16, validation, training_data)
-    except (RuntimeError, KeyError, ValueError, onnx.checker.ValidationError) as exc:
-        error(f"{checkpoint}: {exc}")
-        raise typer.Exit(1) from None
     table = Table(show_header=False, box=None, title=f"wrote {summary.path}")
     for key, value in [
         ("architecture", f"{summary.arch} x{summary.scale}"), ("parameters", f"{summary.params:,}"),

@@ -25,6 +25,7 @@ from upscale.train.arch import SRNet
 from upscale.train.checkpoint import load_checkpoint, model_from_checkpoint
 
 from upscale.contract import ModelInfo
+from upscale.errors import TrainingError
 from upscale.files import write_atomic
 
 from .metadata import attach_metadata
@@ -126,14 +127,14 @@ def parity(model_proto: onnx.ModelProto, reference: SRNet, fp16: bool) -> float:
             with torch.no_grad():
                 want = reference(torch.from_numpy(x)).numpy()
             if got.shape != want.shape:
-                raise RuntimeError(f"onnxruntime gave {got.shape}, PyTorch {want.shape}")
+                raise TrainingError(f"onnxruntime gave {got.shape}, PyTorch {want.shape}")
             worst = max(worst, float(np.abs(got - want).max()))
     return worst
 
 
 def export_checkpoint(checkpoint: Path, output: Path, fp16: bool = False, validation: str = "",
                       training_data: str = "") -> ExportSummary:
-    """Write ``output`` from ``checkpoint``; raises RuntimeError when parity fails (nothing written)."""
+    """Write ``output`` from ``checkpoint``; raises TrainingError when parity fails (nothing written)."""
     state = load_checkpoint(checkpoint)
     model = model_from_checkpoint(state).eval()
     folded = model.fold().eval()
@@ -141,7 +142,7 @@ def export_checkpoint(checkpoint: Path, output: Path, fp16: bool = False, valida
         probe = torch.rand(1, 3, 24, 20)
         fold_error = float((folded(probe) - model(probe)).abs().max())
     if fold_error > 1e-4:
-        raise RuntimeError(f"folding changed the network's output by {fold_error:.2e}")
+        raise TrainingError(f"{checkpoint}: folding changed the network's output by {fold_error:.2e}")
     proto = to_onnx(folded, fp16)
     summary = model.describe()
     config = state.get("config", {})
@@ -161,7 +162,8 @@ def export_checkpoint(checkpoint: Path, output: Path, fp16: bool = False, valida
     error = parity(proto, folded, fp16)
     tolerance = FP16_TOLERANCE if fp16 else FP32_TOLERANCE
     if error > tolerance:
-        raise RuntimeError(f"onnxruntime differs from PyTorch by {error:.2e} (> {tolerance:.0e}); not written")
+        raise TrainingError(f"{checkpoint}: onnxruntime differs from PyTorch by {error:.2e} "
+                            f"(> {tolerance:.0e}); not written")
     write_atomic(output, proto.SerializeToString())
     return ExportSummary(output, summary.name, summary.scale, summary.params, summary.macs_per_output_pixel,
                          summary.receptive_field, output.stat().st_size, error, tolerance, fp16)

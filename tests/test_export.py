@@ -165,3 +165,14 @@ def test_prelu_is_exported_in_the_form_onnxruntime_runs_fast(checkpoint: Path, t
     ops = {node.op_type for node in graph.node}
     assert "PRelu" not in ops and "Relu" in ops
     assert not any(node.metadata_props for node in graph.node)  # no stack traces with local paths shipped
+
+
+def test_a_file_that_is_not_a_checkpoint_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.pt"
+    bad.write_text("not a checkpoint")
+    result = runner.invoke(export_app, [str(tmp_path / "m.onnx"), "-c", str(bad)])
+    assert result.exit_code == 1 and "not a checkpoint of upscale-train" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "m.onnx").exists()
+    torch.save({"weights": {}}, tmp_path / "other.pt")
+    other = runner.invoke(export_app, [str(tmp_path / "m.onnx"), "-c", str(tmp_path / "other.pt")])
+    assert other.exit_code == 1 and "no arch, model, ema, step, config" in other.output

@@ -20,6 +20,7 @@ from upscale.train.losses import SRLoss, vgg19_features  # noqa: E402
 from upscale.train.trainer import lr_at, train  # noqa: E402
 
 from upscale.bicubic import imresize  # noqa: E402
+from upscale.errors import TrainingError  # noqa: E402
 
 from .conftest import photo  # noqa: E402
 
@@ -217,7 +218,7 @@ def test_losses(tmp_path: Path, monkeypatch) -> None:
     _, parts = SRLoss("mse", perceptual_weight=0.5, vgg_weights=weights)(sr, hr)
     assert parts["perceptual"] > 0
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty-hub"))
-    with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
+    with pytest.raises(TrainingError, match="nothing is downloaded"):
         SRLoss("l1", perceptual_weight=1.0)
 
 

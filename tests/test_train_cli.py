@@ -85,3 +85,14 @@ def test_help_shows_the_config_defaults() -> None:
     result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert f"[default: {TrainConfig().steps}]" in result.output
+
+
+def test_expected_errors_are_one_line_and_choices_are_checked(tmp_path: Path) -> None:
+    missing = CliRunner().invoke(app, ["--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r")])
+    assert missing.exit_code == 1 and "nope: not a folder" in missing.output and "Traceback" not in missing.output
+    typo = CliRunner().invoke(app, ["--data", str(tmp_path), "--optimizer", "sgd"])
+    assert typo.exit_code == 2 and "adamw" in typo.output  # Typer lists the choices
+    nothing = CliRunner().invoke(app, ["--out", str(tmp_path / "r")])
+    assert nothing.exit_code == 2 and "--data" in nothing.output
+    help_text = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output
+    assert "realistic" in help_text and "bf16" in help_text

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from upscale.errors import TrainingError
 from upscale.files import write_atomic
 
 from .arch import SRNet, create_model
@@ -41,8 +42,22 @@ def save_checkpoint(path: Path, state: dict) -> None:
     write_atomic(path, buffer.getvalue())  # a kill mid-save never leaves a broken checkpoint
 
 
+_KEYS = ("arch", "model", "ema", "step", "config")
+
+
 def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """A checkpoint of upscale-train, or TrainingError naming the file and why it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # pickle, zip and torch raise many types for a file that is not a checkpoint
+        raise TrainingError(f"{path}: not a checkpoint of upscale-train ({str(exc).splitlines()[0][:200]})") from None
+    missing = [k for k in _KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise TrainingError(f"{path}: not a checkpoint of upscale-train (no {', '.join(missing)})")
+    return state
 
 
 def checkpoint_weights(state: dict, use_ema: bool = True) -> dict:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from upscale.cli.console import error, note, out, warning
+from upscale.cli.common import error_boundary
+from upscale.cli.console import note, out, warning
+from upscale.errors import UsageError
 
 from .arch import architectures, create_model
 from .checkpoint import load_checkpoint
@@ -41,6 +44,30 @@ def _list_archs(value: bool) -> None:
 _D = TrainConfig()  # the defaults, written once in TrainConfig; --help shows them
 
 
+class Optimizer(str, Enum):
+    adam = "adam"
+    adamw = "adamw"
+
+
+class Loss(str, Enum):
+    l1 = "l1"
+    mse = "mse"
+
+
+class Amp(str, Enum):
+    off = "off"
+    bf16 = "bf16"
+
+
+class Degradation(str, Enum):
+    bicubic = "bicubic"
+    realistic = "realistic"
+
+
+_DEFAULT_AMP, _DEFAULT_LOSS = Amp(_D.amp), Loss(_D.loss)
+_DEFAULT_OPTIMIZER, _DEFAULT_DEGRADATION = Optimizer(_D.optimizer), Degradation(_D.degradation)
+
+
 @app.command()
 def main_command(
     ctx: typer.Context,
@@ -60,24 +87,24 @@ def main_command(
     resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.pt with its settings.")] = False,
     seed: Annotated[int, typer.Option("--seed")] = _D.seed,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = _D.device,
-    amp: Annotated[str, typer.Option("--amp", help="off (float32) or bf16 (CUDA autocast).")] = _D.amp,
+    amp: Annotated[Amp, typer.Option("--amp", help="off (float32) or bf16 (CUDA autocast).")] = _DEFAULT_AMP,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = _D.batch_size,
-    degradation: Annotated[str, typer.Option(
+    degradation: Annotated[Degradation, typer.Option(
         "--degradation", help="bicubic (clean downscale) or realistic (blur, resize, noise, JPEG; see README).")
-    ] = _D.degradation,
+    ] = _DEFAULT_DEGRADATION,
     degradation_copies: Annotated[int, typer.Option(
         "--degradation-copies", min=1, help="realistic: degraded LR copies per image, made before training.")
     ] = _D.degradation_copies,
     patch: Annotated[int, typer.Option("--patch", min=8, help="HR patch side (LR = patch/scale).")] = _D.patch,
     lr: Annotated[float, typer.Option("--lr")] = _D.lr,
-    optimizer: Annotated[str, typer.Option("--optimizer", help="adam or adamw.")] = _D.optimizer,
+    optimizer: Annotated[Optimizer, typer.Option("--optimizer")] = _DEFAULT_OPTIMIZER,
     warmup: Annotated[int, typer.Option("--warmup", min=0)] = _D.warmup,
     weight_decay: Annotated[float, typer.Option("--weight-decay")] = _D.weight_decay,
     grad_clip: Annotated[float, typer.Option("--grad-clip", help="Max grad norm; 0 = off.")] = _D.grad_clip,
     ema: Annotated[float, typer.Option("--ema", help="EMA decay; 0 = off.")] = _D.ema,
     init_from: Annotated[Path | None, typer.Option(
         "--init-from", help="Start from this checkpoint's weights where shapes match (e.g. 4x from 2x).")] = None,
-    loss: Annotated[str, typer.Option("--loss", help="l1 or mse.")] = _D.loss,
+    loss: Annotated[Loss, typer.Option("--loss", help="Pixel loss.")] = _DEFAULT_LOSS,
     fft_weight: Annotated[float, typer.Option("--fft-weight")] = _D.fft_weight,
     perceptual_weight: Annotated[float, typer.Option("--perceptual-weight",
                                                      help="VGG19 feature loss weight.")] = _D.perceptual_weight,
@@ -95,23 +122,17 @@ def main_command(
     --device, --threads, --log-every, --save-every and --val-every may change (with a warning); any other
     option that differs from the run's is refused.
     """
-    given = _given_options(ctx)
-    try:
+    with error_boundary():
+        given = _given_options(ctx)
         cfg = _resume_config(out_dir, given) if resume else TrainConfig(**given)
-    except (FileNotFoundError, ValueError) as exc:
-        error(f"{exc}")
-        raise typer.Exit(2) from None
-    if not cfg.data:
-        raise typer.BadParameter("give at least one --data folder", param_hint="--data")
-    try:
-        with _Reporter(cfg.steps) as report:
-            train(cfg, resume=resume, progress=report)
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        error(f"{exc}")
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        note("interrupted: the finished steps are in last.pt; continue with --resume")
-        raise typer.Exit(130) from None
+        if not cfg.data:
+            raise UsageError("give at least one --data folder (or --resume a run)")
+        try:
+            with _Reporter(cfg.steps) as report:
+                train(cfg, resume=resume, progress=report)
+        except KeyboardInterrupt:
+            note("interrupted: the finished steps are in last.pt; continue with --resume")
+            raise typer.Exit(130) from None
 
 
 # Command-line parameters whose config field has another name or type.
@@ -127,6 +148,8 @@ def _given_options(ctx: typer.Context) -> dict:
             continue
         if name == "arch_option":
             value = _arch_options(value)
+        elif isinstance(value, Enum):
+            value = value.value
         elif isinstance(value, Path):
             value = str(value)
         elif isinstance(value, list):
@@ -144,7 +167,7 @@ def _source(ctx: typer.Context, name: str) -> str:
 def _resume_config(out_dir: Path, given: dict) -> TrainConfig:
     checkpoint = out_dir / "last.pt"
     if not checkpoint.is_file():
-        raise FileNotFoundError(f"{checkpoint}: nothing to resume")
+        raise UsageError(f"{checkpoint}: nothing to resume")
     cfg, warnings = config_for_resume(load_checkpoint(checkpoint)["config"], given)
     cfg.out = str(out_dir)
     for line in warnings:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from upscale.errors import UsageError
+
 
 @dataclass
 class TrainConfig:
@@ -89,6 +91,6 @@ def config_for_resume(saved: dict, given: dict) -> tuple[TrainConfig, list[str]]
             refused.append(f"{option_name(name)} {value} (the run has {old})")
     if refused:
         safe = ", ".join(sorted(option_name(n) for n in RESUME_SAFE - {"out"}))
-        raise ValueError(f"--resume continues the run as it was configured; these options would change it: "
+        raise UsageError(f"--resume continues the run as it was configured; these options would change it: "
                          f"{'; '.join(refused)}. Only {safe} may change on resume (or start a new --out)")
     return cfg, warnings

@@ -30,6 +30,7 @@ from PIL import Image
 
 from upscale.bicubic import resize_matrix
 from upscale.degrade import realistic_lr
+from upscale.errors import TrainingError
 from upscale.images import image_extensions
 
 DEGRADATIONS = ("bicubic", "realistic")
@@ -48,7 +49,7 @@ def find_images(folders: Iterable[Path]) -> list[Path]:
     for folder in folders:
         folder = Path(folder)
         if not folder.is_dir():
-            raise FileNotFoundError(f"{folder}: not a folder")
+            raise TrainingError(f"{folder}: not a folder")
         paths += sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in known)
     return paths
 
@@ -95,11 +96,11 @@ def lr_pool(hr: list[np.ndarray], scale: int, degradation: str, copies: int, see
     FFT release the GIL, so this scales with the cores.
     """
     if degradation not in DEGRADATIONS:
-        raise ValueError(f"--degradation must be one of {', '.join(DEGRADATIONS)}, got {degradation!r}")
+        raise TrainingError(f"--degradation must be one of {', '.join(DEGRADATIONS)}, got {degradation!r}")
     if degradation == "bicubic":
         return [[downscale(img, scale)] for img in hr]
     if copies < 1:
-        raise ValueError(f"--degradation-copies must be at least 1, got {copies}")
+        raise TrainingError(f"--degradation-copies must be at least 1, got {copies}")
 
     def make(index: tuple[int, int]) -> np.ndarray:
         i, c = index
@@ -117,9 +118,9 @@ class PatchSampler:
     def __init__(self, images: list[np.ndarray], scale: int, patch: int, batch_size: int, seed: int,
                  rank: int = 0, degradation: str = "bicubic", copies: int = 1, workers: int | None = None) -> None:
         if patch % scale:
-            raise ValueError(f"patch size {patch} is not a multiple of the scale {scale}")
+            raise TrainingError(f"patch size {patch} is not a multiple of the scale {scale}")
         if not images:
-            raise ValueError("no training images large enough for the patch size")
+            raise TrainingError("no training images large enough for the patch size")
         self.scale, self.patch = scale, patch
         self.batch_size, self.seed, self.rank = batch_size, seed, rank
         # The grid whole-image LR is made on: sides cut to multiples of the scale, as `upscale eval` does.

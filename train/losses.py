@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from upscale.errors import TrainingError
+
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 """torchvision's file name for ImageNet VGG19 weights, looked for in torch's hub cache."""
 _VGG19_LAYERS = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
@@ -38,12 +40,12 @@ def find_vgg_weights(explicit: Path | None) -> Path:
     """The weight file to use: ``explicit``, else torchvision's cached download; never downloads."""
     if explicit is not None:
         if not explicit.is_file():
-            raise FileNotFoundError(f"{explicit}: VGG19 weight file not found")
+            raise TrainingError(f"{explicit}: VGG19 weight file not found")
         return explicit
     cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
     if cached.is_file():
         return cached
-    raise FileNotFoundError(
+    raise TrainingError(
         f"the perceptual loss needs ImageNet VGG19 weights: pass --vgg-weights PATH (torchvision's {VGG19_FILE}) "
         f"or place the file at {cached}; nothing is downloaded"
     )
@@ -75,7 +77,7 @@ class SRLoss(nn.Module):
                  vgg_weights: Path | None = None) -> None:
         super().__init__()
         if pixel not in ("l1", "mse"):
-            raise ValueError(f"--loss must be l1 or mse, got {pixel!r}")
+            raise TrainingError(f"--loss must be l1 or mse, got {pixel!r}")
         self.pixel = F.l1_loss if pixel == "l1" else F.mse_loss
         self.fft_weight = fft_weight
         self.perceptual_weight = perceptual_weight

@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 from upscale.degrade import parse_spec
+from upscale.errors import DeviceError, TrainingError, UsageError
 from upscale.evaluate import evaluate, summarise
 from upscale.files import write_atomic
 
@@ -54,7 +55,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
     if cfg.optimizer not in kinds:
-        raise ValueError(f"--optimizer must be adam or adamw, got {cfg.optimizer!r}")
+        raise TrainingError(f"--optimizer must be adam or adamw, got {cfg.optimizer!r}")
     return kinds[cfg.optimizer](model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
@@ -99,7 +100,7 @@ def pick_device(spec: str, local_rank: int) -> torch.device:
     if spec == "cpu" or (spec == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise RuntimeError("CUDA was requested but torch sees no usable GPU")
+        raise DeviceError("CUDA was requested but torch sees no usable GPU")
     index = int(spec.split(":")[1]) if ":" in spec else local_rank
     return torch.device("cuda", index)
 
@@ -111,9 +112,9 @@ def make_autocast(amp: str, device: torch.device) -> contextlib.AbstractContextM
     if amp == "off":
         return contextlib.nullcontext()
     if amp != "bf16":
-        raise ValueError(f"--amp must be off or bf16, got {amp!r}")
+        raise TrainingError(f"--amp must be off or bf16, got {amp!r}")
     if device.type != "cuda":
-        raise ValueError("--amp bf16 needs a CUDA device")
+        raise TrainingError("--amp bf16 needs a CUDA device")
     return torch.autocast("cuda", dtype=torch.bfloat16)
 
 
@@ -162,7 +163,7 @@ def _set_up(cfg: TrainConfig, resume: bool) -> Run:
     if resume:
         last = Path(cfg.out) / "last.pt"
         if not last.is_file():
-            raise FileNotFoundError(f"{last}: nothing to resume")
+            raise UsageError(f"{last}: nothing to resume")
         state = load_checkpoint(last)
         arch = state["arch"]
         cfg.arch, cfg.scale, cfg.arch_options = arch["name"], arch["scale"], dict(arch["options"])
@@ -239,7 +240,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None) -> dict:
     after each log/validation event (the CLI draws its progress line from it)."""
     run = _set_up(cfg, resume)
     for spec in cfg.val_degrade:
-        parse_spec(spec)  # a bad spec fails now, not at the first validation
+        try:
+            parse_spec(spec)  # a bad spec fails now, not at the first validation
+        except ValueError as exc:
+            raise TrainingError(f"--val-degrade: {exc}") from None
     out = Path(cfg.out)
     images = load_images([Path(d) for d in cfg.data], cfg.patch)
     sampler = PatchSampler(images.images, cfg.scale, cfg.patch, cfg.batch_size, cfg.seed, run.rank, cfg.degradation,

@@ -17,6 +17,16 @@ class ModelError(UpscaleError):
     """A model file is missing, unreadable, or breaks the model contract."""
 
 
+class UsageError(UpscaleError):
+    """The command cannot run as asked (an option or run folder that does not fit); exit code 2."""
+
+
+class TrainingError(UpscaleError, ValueError):
+    """upscale-train or upscale-export cannot go on: bad data folder, unusable checkpoint, parity failure.
+
+    Also a ValueError, so code that called the trainer and caught ValueError keeps working."""
+
+
 class ImageError(UpscaleError):
     """One image could not be read or written; the batch goes on with the others."""
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..auto import AutoModel
-from ..errors import DeviceError, UpscaleError
+from ..errors import DeviceError, UpscaleError, UsageError
 from ..model import UpscaleModel
 from ..runner import load_for_run
 from .console import error, note
@@ -50,11 +50,12 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 @contextmanager
 def error_boundary() -> Iterator[None]:
-    """Turn expected errors into one red line and an exit code: 2 for device errors, else 1."""
+    """Turn expected errors into one red line and an exit code: 2 for device and usage errors, else 1.
+    Anything else is a bug and keeps its traceback. Shared by upscale, upscale-train and upscale-export."""
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         yield
-    except DeviceError as exc:
+    except (DeviceError, UsageError) as exc:
         error(f"{exc}")
         raise typer.Exit(2) from None
     except UpscaleError as exc:
