@@ -1,5 +1,5 @@
-"""A bicubic-interpolation ONNX model: the bundled default until a trained model ships, and the
-`bicubic` reference that learned models must beat.
+"""A bicubic-interpolation ONNX model (bundled as `bicubic-x2`): the reference that learned models must beat,
+and a near-free model that stands in for a fast one when measuring the pipeline.
 
 Bicubic upscaling by an integer factor s is a polyphase filter: output pixel s*i + p reads input
 pixels i-2 .. i+2 with fixed weights that depend only on the phase p. So the model is an edge pad,

@@ -92,13 +92,13 @@ def decode_job(job: Job, output: OutputOptions) -> Picture:
     return read_image(Path(job.input), output.max_pixels)
 
 
-def upscale_job(model: UpscaleModel | AutoModel, picture: Picture, upscale: UpscaleOptions, result: FileResult,
+def upscale_job(model: UpscaleModel | AutoModel, picture: Picture, options: UpscaleOptions, result: FileResult,
                 on_pixels=None) -> Picture:
     """Upscale with the model (or, for ``auto``, the one chosen for this picture, noted in ``result``)."""
     chosen, why = model_for(model, picture)
     if why is not None:
         result.model, result.model_reason = chosen.path.stem, why
-    upscaled = upscale_picture(chosen, picture, upscale, on_pixels)
+    upscaled = upscale_picture(chosen, picture, options, on_pixels)
     result.output_size = upscaled.size
     result.warnings = list(picture.warnings)
     return upscaled
@@ -111,7 +111,7 @@ def write_job(job: Job, picture: Picture, output: OutputOptions) -> tuple[int, l
     return len(data), notes
 
 
-def run_job(model: UpscaleModel | AutoModel, job: Job, upscale: UpscaleOptions, output: OutputOptions,
+def run_job(model: UpscaleModel | AutoModel, job: Job, options: UpscaleOptions, output: OutputOptions,
             on_pixels=None) -> FileResult:
     """Upscale one file, step after step; every expected failure becomes a failed result, never an exception."""
     start = time.perf_counter()
@@ -121,7 +121,7 @@ def run_job(model: UpscaleModel | AutoModel, job: Job, upscale: UpscaleOptions, 
         picture = decode_job(job, output)
         result.input_size = picture.size
         step = "upscale"
-        upscaled = upscale_job(model, picture, upscale, result, on_pixels)
+        upscaled = upscale_job(model, picture, options, result, on_pixels)
         step = "write"
         result.output_bytes, notes = write_job(job, upscaled, output)
         result.warnings += notes

@@ -24,7 +24,6 @@ CONTRACT_VERSION = 1
 METADATA_PREFIX = "upscale."
 VALUE_RANGE = "0-1"
 CHANNEL_ORDER = "RGB"
-LAYOUT = "NCHW"
 # Overlap used for third-party models that do not state their receptive field: generous enough for
 # typical ESRGAN-like networks to join without visible seams, small enough to keep tiles cheap.
 FALLBACK_TILE_OVERLAP = 16

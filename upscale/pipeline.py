@@ -58,7 +58,7 @@ class IOWorkers:
 def run_pipelined(
     model: UpscaleModel | AutoModel,
     jobs: list[Job],
-    upscale: UpscaleOptions,
+    options: UpscaleOptions,
     output: OutputOptions,
     on_result: Callable[[Job, FileResult], None],
     on_start: Callable[[Job], None] | None = None,
@@ -112,7 +112,7 @@ def run_pipelined(
                 writing.append((job, result, None, start))
             else:
                 try:
-                    upscaled = upscale_job(model, picture, upscale, result, on_pixels)
+                    upscaled = upscale_job(model, picture, options, result, on_pixels)
                 except EXPECTED as exc:
                     result.status, result.error = "failed", failure_message(exc, "upscale")
                     writing.append((job, result, None, start))

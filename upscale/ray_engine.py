@@ -28,12 +28,12 @@ from .remote import run_remote_job
 class RayUpscaler:
     """A Ray Data actor: loads the model once, then upscales the files named by each batch of rows."""
 
-    def __init__(self, model: str, device: str, threads: int | None, upscale: dict, output: dict,
+    def __init__(self, model: str, device: str, threads: int | None, options: dict, output: dict,
                  in_uri: str | None = None, out_uri: str | None = None) -> None:
         from .model import load_model
 
         self.model = load_model(model, device, threads)
-        self.upscale = UpscaleOptions(**upscale)
+        self.options = UpscaleOptions(**options)
         self.output = OutputOptions(**output)
         self.in_fs = open_filesystem(in_uri)[0] if in_uri else None
         self.out_fs = open_filesystem(out_uri)[0] if out_uri else None
@@ -44,11 +44,11 @@ class RayUpscaler:
             width, height = int(rows["width"][i]), int(rows["height"][i])
             if self.in_fs is not None:
                 job = Job(PurePosixPath(rows["input"][i]), PurePosixPath(rows["output"][i]), str(rows["format"][i]))
-                result = run_remote_job(self.model, self.in_fs, self.out_fs, job, self.upscale, self.output)
+                result = run_remote_job(self.model, self.in_fs, self.out_fs, job, self.options, self.output)
             else:
                 job = Job(Path(rows["input"][i]), Path(rows["output"][i]), str(rows["format"][i]),
                           (width, height) if width else None)
-                result = run_job(self.model, job, self.upscale, self.output)
+                result = run_job(self.model, job, self.options, self.output)
             results["index"].append(int(index))
             results["result"].append(json.dumps(asdict(result)))
         return results
@@ -68,7 +68,7 @@ def run_on_ray(
     device: str,
     threads: int | None,
     jobs: list[Job],
-    upscale: UpscaleOptions,
+    options: UpscaleOptions,
     output: OutputOptions,
     on_result: Callable[[Job, FileResult], None],
     address: str | None = None,
@@ -104,7 +104,7 @@ def run_on_ray(
         num_cpus=cpus_per_worker, num_gpus=1 if gpu else 0,
         fn_constructor_kwargs={"model": model, "device": device if not gpu else "cuda",
                                "threads": threads or max(1, int(cpus_per_worker)),
-                               "upscale": asdict(upscale), "output": asdict(output),
+                               "options": asdict(options), "output": asdict(output),
                                "in_uri": uris[0] if uris else None, "out_uri": uris[1] if uris else None},
     )
     for row in results.iter_rows():

@@ -21,7 +21,7 @@ from .files import TEMP_SUFFIX
 from .model import UpscaleModel
 
 
-def run_remote_job(model: UpscaleModel | AutoModel, in_fs, out_fs, job: Job, upscale: UpscaleOptions,
+def run_remote_job(model: UpscaleModel | AutoModel, in_fs, out_fs, job: Job, options: UpscaleOptions,
                    output: OutputOptions) -> FileResult:
     """Download, `run_job`, upload; every expected failure is a failed result."""
     from pyarrow import fs as pafs
@@ -35,7 +35,7 @@ def run_remote_job(model: UpscaleModel | AutoModel, in_fs, out_fs, job: Job, ups
                 local_in.write_bytes(src.read())
         except OSError as exc:
             return FileResult(source, target, "failed", f"cannot download: {str(exc).splitlines()[0]}")
-        result = run_job(model, Job(local_in, local_out, job.output_format), upscale, output)
+        result = run_job(model, Job(local_in, local_out, job.output_format), options, output)
         result.input, result.output = source, target
         if result.status != "ok":
             return result

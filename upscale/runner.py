@@ -61,7 +61,7 @@ def _as_uri(location: str) -> str:
 
 
 def run_directory(input_dir: str | Path, output_dir: str | Path, model: str = "default", *, device: str = "auto",
-                  threads: int | None = None, upscale: UpscaleOptions | None = None,
+                  threads: int | None = None, options: UpscaleOptions | None = None,
                   output: OutputOptions | None = None, engine: str = "local", ray: RayOptions | None = None,
                   report: Path | None = None, observer: Observer | None = None) -> FolderRun:
     """Upscale every image of ``input_dir`` into ``output_dir``; returns every file's result and the context.
@@ -70,7 +70,7 @@ def run_directory(input_dir: str | Path, output_dir: str | Path, model: str = "d
     SIGTERM (raised as KeyboardInterrupt) stops it after the running writes finish: the results so far come
     back with ``interrupted`` set, and the report is written all the same.
     """
-    upscale, output, ray = upscale or UpscaleOptions(), output or OutputOptions(), ray or RayOptions()
+    options, output, ray = options or UpscaleOptions(), output or OutputOptions(), ray or RayOptions()
     if engine not in ENGINES:
         raise UpscaleError(f"unknown engine {engine!r}: use local or ray")
     input_dir, output_dir = str(input_dir), str(output_dir)
@@ -90,7 +90,7 @@ def run_directory(input_dir: str | Path, output_dir: str | Path, model: str = "d
         import_ray()  # a missing extra is a clear error before any work
         model_path, device_name, model_scale = str(resolve_model_path(model)), device, None
     else:
-        loaded = load_for_run(model, device, threads, upscale.factor)
+        loaded = load_for_run(model, device, threads, options.factor)
         runs = loaded.clean if isinstance(loaded, AutoModel) else loaded
         model_path = "auto" if isinstance(loaded, AutoModel) else str(loaded.path)
         device_name, model_scale = str(runs.device), loaded.scale
@@ -113,10 +113,10 @@ def run_directory(input_dir: str | Path, output_dir: str | Path, model: str = "d
                     observer.pixels(job.pixels or 1)
                 finished(job, result)
 
-            run_on_ray(model_path, device, threads, jobs, upscale, output, finished_with_pixels,
+            run_on_ray(model_path, device, threads, jobs, options, output, finished_with_pixels,
                        ray.address, ray.workers, ray.cpus_per_worker, uris)
         else:
-            run_pipelined(loaded, jobs, upscale, output, finished, observer.started if observer else None,
+            run_pipelined(loaded, jobs, options, output, finished, observer.started if observer else None,
                           observer.pixels if observer else None)
     except KeyboardInterrupt:
         interrupted = True
@@ -125,7 +125,7 @@ def run_directory(input_dir: str | Path, output_dir: str | Path, model: str = "d
             observer.closed()
     seconds = time.perf_counter() - started
     context = {"input": input_dir, "output": output_dir, "model": model_path, "engine": engine,
-               "device": device_name, "scale": upscale.factor or model_scale, "tile": upscale.tile,
+               "device": device_name, "scale": options.factor or model_scale, "tile": options.tile,
                "seconds": round(seconds, 3), "interrupted": interrupted}
     if report:
         write_report(report, results, context)

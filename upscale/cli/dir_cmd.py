@@ -76,7 +76,7 @@ def dir_command(
     with error_boundary():
         run = run_directory(
             input_dir, output_dir, model, device=device, threads=threads,
-            upscale=UpscaleOptions(scale, tile, batch_size),
+            options=UpscaleOptions(scale, tile, batch_size),
             output=OutputOptions(fmt.value, quality, png_compression, suffix, overwrite, recursive, max_pixels),
             engine=engine.value, ray=RayOptions(ray_address, ray_workers, ray_cpus_per_worker), report=report,
             observer=BatchProgress(quiet),
