@@ -19,8 +19,9 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 @app.command()
 def export(
     output: Annotated[Path, typer.Argument(help="The .onnx file to write.")],
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c",
-                                                     help="A checkpoint of upscale-train (RUN/best.pt).")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(
+        "--checkpoint", "-c", help="A checkpoint of upscale-train (RUN/best.pt), or third-party weights (.pth, "
+                                   ".safetensors, .ckpt) of an architecture spandrel knows.")] = None,
     fp16: Annotated[bool, typer.Option("--fp16", help="Write float16 weights and I/O.")] = False,
     validation: Annotated[str, typer.Option("--validation",
                                             help="Quality note for the metadata (default: from the checkpoint).")] = "",
@@ -48,8 +49,8 @@ def export(
     table = Table(show_header=False, box=None, title=f"wrote {summary.path}")
     for key, value in [
         ("architecture", f"{summary.arch} x{summary.scale}"), ("parameters", f"{summary.params:,}"),
-        ("MACs / output pixel", f"{summary.macs_per_output_pixel:,.0f}"),
-        ("receptive field", f"{summary.receptive_field} input pixels"),
+        ("MACs / output pixel", f"{summary.macs_per_output_pixel:,.0f}" if summary.macs_per_output_pixel else "-"),
+        ("receptive field", f"{summary.receptive_field} input pixels"), ("tiling", summary.tiling),
         ("file size", f"{summary.file_bytes / 1024:.1f} KiB"), ("dtype", "float16" if summary.fp16 else "float32"),
         ("parity vs PyTorch", f"max abs {summary.parity_max_abs:.2e} (bound {summary.tolerance:.0e})"),
     ]:

@@ -42,12 +42,13 @@ class ExportSummary:
     arch: str
     scale: int
     params: int
-    macs_per_output_pixel: float
+    macs_per_output_pixel: float | None  # None where not counted (third-party architectures)
     receptive_field: int
     file_bytes: int
     parity_max_abs: float
     tolerance: float
     fp16: bool
+    tiling: str = "exact"
 
 
 def photo_like(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -134,7 +135,12 @@ def parity(model_proto: onnx.ModelProto, reference: SRNet, fp16: bool) -> float:
 
 def export_checkpoint(checkpoint: Path, output: Path, fp16: bool = False, validation: str = "",
                       training_data: str = "") -> ExportSummary:
-    """Write ``output`` from ``checkpoint``; raises TrainingError when parity fails (nothing written)."""
+    """Write ``output`` from ``checkpoint`` (ours, or any weight file spandrel knows: the content decides);
+    raises TrainingError when it cannot be loaded, is not an RGB upscaler, or parity fails (nothing written)."""
+    from .third_party import export_third_party, is_upscale_checkpoint
+
+    if Path(checkpoint).is_file() and not is_upscale_checkpoint(Path(checkpoint)):
+        return export_third_party(Path(checkpoint), output, fp16)
     state = load_checkpoint(checkpoint)
     model = model_from_checkpoint(state).eval()
     folded = model.fold().eval()

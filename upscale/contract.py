@@ -10,7 +10,8 @@ Tensors
 Metadata (ONNX ``metadata_props``, all values strings, keys prefixed with ``upscale.``)
     scale, architecture, tile_overlap (receptive-field radius in input pixels, so tiles that overlap
     by it join exactly), multiple_of and min_size (size needs of the input), value_range, channel_order,
-    training_data, validation (e.g. "Set5 x2 Y-PSNR 37.12 dB"), description, contract_version.
+    training_data, validation (e.g. "Set5 x2 Y-PSNR 37.12 dB"), description, tiling (exact, or approximate and
+    why), source (converted third-party weights: file name and sha256), contract_version.
 
 A model without this metadata still runs: the runner finds the scale with a small probe and uses
 `FALLBACK_TILE_OVERLAP`, and says so.
@@ -50,6 +51,11 @@ class ModelInfo:
     validation: str = ""
     """Measured quality, e.g. ``Set5 x2 Y-PSNR 37.12 dB``."""
     description: str = ""
+    tiling: str = "exact"
+    """``exact`` when tiles overlapping by ``tile_overlap`` give the whole-image result, else ``approximate: why``
+    with the difference tiling made on a test image (global or windowed attention, receptive fields too large)."""
+    source: str = ""
+    """For converted third-party weights: the source file's name and sha256."""
     has_metadata: bool = True
     """False when the model carried no metadata and the runner had to guess (probe, default overlap)."""
 

@@ -216,10 +216,10 @@ class RealisticSettings:
     p_clean: float = 0.15  # the academic case: MATLAB bicubic downscale only
     # the simple branch (BSRGAN-like, one round in LR pixels): the clean downscale, then blur, noise and JPEG
     # each with its probability, in that order; what most web and phone pictures went through
-    p_simple: float = 0.45
+    p_simple: float = 0.6
     simple_blur: tuple[float, float, float] = (0.3, 0.3, 1.2)  # probability, sigma range (LR pixels)
-    simple_noise: tuple[float, float, float] = (0.4, 1.0, 10.0)  # probability, sigma range (8-bit levels)
-    simple_jpeg: tuple[float, int, int] = (0.75, 30, 95)  # probability, quality range
+    simple_noise: tuple[float, float, float] = (0.5, 1.0, 10.0)  # probability, sigma range (8-bit levels)
+    simple_jpeg: tuple[float, int, int] = (0.65, 30, 95)  # probability, quality range
     # otherwise the second-order branch (Real-ESRGAN-like), below
     # round 1, at HR resolution
     p_blur: float = 0.8

@@ -52,6 +52,14 @@ def resize_lanczos(planes: np.ndarray, width: int, height: int) -> np.ndarray:
     return from_unit_float(np.stack(channels, axis=2), dtype)
 
 
+def _tile_for(model: UpscaleModel, options: UpscaleOptions) -> int | None:
+    """The tile size to run: the option, except that automatic tiling (None) runs the whole image when the model
+    says tiles cannot reproduce it (``tiling: approximate``, e.g. windowed attention)."""
+    if options.tile is None and not model.info.tiling.startswith("exact"):
+        return 0
+    return options.tile
+
+
 def upscale_picture(model: UpscaleModel, picture: Picture, options: UpscaleOptions = UpscaleOptions(),
                     on_pixels: Callable[[int], None] | None = None) -> Picture:
     """Upscale ``picture`` with ``model``; returns a new Picture with the same dtype and metadata.
@@ -70,7 +78,7 @@ def upscale_picture(model: UpscaleModel, picture: Picture, options: UpscaleOptio
     work_dtype = colour.dtype if exact and passes == 1 else np.uint16
     for i in range(passes):
         colour = upscale_array(
-            model, colour, model.scale, model.info.tile_overlap, options.tile, options.batch_size,
+            model, colour, model.scale, model.info.tile_overlap, _tile_for(model, options), options.batch_size,
             out_dtype=picture.pixels.dtype if i == passes - 1 and exact else work_dtype,
             on_tile=on_pixels if i == 0 else None,
         )

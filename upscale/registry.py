@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .convert import PYTORCH_SUFFIXES, converted
 from .errors import ModelError
 
 MODELS_DIR = Path(__file__).with_name("models")
@@ -18,7 +19,8 @@ def bundled_models() -> dict[str, Path]:
 
 
 def resolve_model_path(model: str | os.PathLike[str]) -> Path:
-    """``default``, a bundled model's name, or a path to an .onnx file."""
+    """``default``, a bundled model's name, a path to an .onnx file, or a PyTorch weight file (converted once
+    and cached, `upscale.convert`)."""
     name = str(model)
     bundled = bundled_models()
     if name == "default":
@@ -26,6 +28,8 @@ def resolve_model_path(model: str | os.PathLike[str]) -> Path:
     if name in bundled:
         return bundled[name]
     path = Path(name).expanduser()
+    if path.is_file() and path.suffix.lower() in PYTORCH_SUFFIXES:
+        return converted(path)
     if path.is_file():
         return path
     known = ", ".join(bundled) or "none"

@@ -29,8 +29,10 @@ def info_command(
             ("size needs", f"multiple of {info.multiple_of}, at least {info.min_size}"),
             ("value range", info.value_range), ("channel order", info.channel_order),
             ("training data", info.training_data or "-"), ("validation", info.validation or "-"),
-            ("description", info.description or "-"),
+            ("description", info.description or "-"), ("tiling", info.tiling),
         ]
+        if info.source:
+            rows.append(("converted from", info.source))
         for key, value in rows:
             table.add_row(key, value)
         if not info.has_metadata:
