@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import statistics
 import sys
 import tempfile
@@ -74,7 +75,8 @@ def try_one(name: str, make, folder: Path) -> dict:
     try:
         summary = export_checkpoint(weights, out)
     except UpscaleError as exc:
-        row.update(exports=False, why=str(exc).split(": ", 1)[-1][:300])
+        why = re.sub(r"\x1b\[[0-9;]*m", "", str(exc).split(": ", 1)[-1])
+        row.update(exports=False, why=why[:300])
         return row
     row.update(exports=True, export_s=round(time.perf_counter() - start, 1), tiling=summary.tiling,
                params=summary.params, parity=f"{summary.parity_max_abs:.1e}")
@@ -122,7 +124,8 @@ def main() -> None:
             if not r["exports"]:
                 print(f"| {r['architecture']} | {r['configuration']} | no: {r['why']} | - | - | - |")
                 continue
-            tiles = "exactly" if str(r["tiling"]).startswith("exact") else str(r["tiling"]).removeprefix("approximate: ")
+            tiling = str(r["tiling"])
+            tiles = "exactly" if tiling.startswith("exact") else tiling.removeprefix("approximate: ")
             print(f"| {r['architecture']} | {r['configuration']} | yes ({r['export_s']} s) | yes, "
                   f"{r['max_diff_levels']} levels | {tiles} | {r['output_mp_s']} (x{r['scale']}) |")
 
