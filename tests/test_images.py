@@ -45,9 +45,16 @@ def test_png16_encoding_follows_the_spec(tmp_path: Path) -> None:
 
     data = deep_photo()
     encoded = encode_png16(data)
-    start = encoded.index(b"IDAT") + 4
-    length = int.from_bytes(encoded[start - 8 : start - 4], "big")
-    rows = np.frombuffer(zlib.decompress(encoded[start : start + length]), np.uint8).reshape(data.shape[0], -1)
+    chunks, at = [], 8
+    while at < len(encoded):  # length, type, data, crc; the image is the concatenated IDAT data (any split)
+        length = int.from_bytes(encoded[at : at + 4], "big")
+        kind, body = encoded[at + 4 : at + 8], encoded[at + 8 : at + 8 + length]
+        assert zlib.crc32(kind + body) == int.from_bytes(encoded[at + 8 + length : at + 12 + length], "big")
+        chunks.append((kind, body))
+        at += 12 + length
+    assert chunks[0][0] == b"IHDR" and chunks[-1] == (b"IEND", b"")
+    idat = b"".join(body for kind, body in chunks if kind == b"IDAT")
+    rows = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(data.shape[0], -1)
     assert (rows[:, 0] == 2).all()
     raw = np.cumsum(rows[:, 1:].astype(np.int64), axis=0) % 256
     decoded = (raw[:, 0::2] * 256 + raw[:, 1::2]).reshape(data.shape)

@@ -82,8 +82,17 @@ def test_uint16_keeps_precision(tiny_model) -> None:
 
 
 def test_automatic_tiles_are_balanced() -> None:
-    tiles = plan_tiles(480, 640, None, 10)
-    assert len(tiles) == 2 and {t.window_shape for t in tiles} == {(480, 340)}
-    assert len(plan_tiles(512, 512, None, 10)) == 1
+    tiles = plan_tiles(480, 640, None, 10)  # 480 = 2 x 240 and 640 = 2 x 320, not 384 + 96 and 384 + 256
+    assert len(tiles) == 4 and {t.window_shape for t in tiles} == {(260, 340)}
+    assert len(plan_tiles(384, 384, None, 10)) == 1
     big = plan_tiles(1100, 2000, None, 8)
-    assert len(big) == 3 * 4 and max(max(t.window_shape) for t in big) <= 512 + 16
+    assert len(big) == 3 * 6 and max(max(t.window_shape) for t in big) <= 384 + 16
+
+
+def test_batches_are_capped_by_window_pixels() -> None:
+    from upscale.tiling import tile_batches
+
+    tiles = plan_tiles(2000, 2000, 500, 4)  # 16 windows of 508x508 = 258k pixels each
+    assert [len(b) for b in tile_batches(tiles, 4, max_pixels=600_000)] == [2] * 8
+    assert [len(b) for b in tile_batches(tiles, 4, max_pixels=100_000)] == [1] * 16  # never less than one
+    assert [len(b) for b in tile_batches(tiles, 3, max_pixels=10**9)] == [3] * 5 + [1]

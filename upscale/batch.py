@@ -16,7 +16,7 @@ from .auto import AutoModel, model_for
 from .engine import UpscaleOptions, upscale_picture
 from .errors import ImageError
 from .files import write_atomic
-from .images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION, Picture, encode, read_image
+from .images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION, Picture, read_image, write_picture
 from .model import UpscaleModel
 
 
@@ -106,9 +106,7 @@ def upscale_job(model: UpscaleModel | AutoModel, picture: Picture, options: Upsc
 
 def write_job(job: Job, picture: Picture, output: OutputOptions) -> tuple[int, list[str]]:
     """Encode and write atomically; (bytes written, warnings about what the format could not hold)."""
-    data, notes = encode(picture, job.output_format, output.quality, output.png_compression)
-    write_atomic(Path(job.output), data)
-    return len(data), notes
+    return write_picture(Path(job.output), picture, job.output_format, output.quality, output.png_compression)
 
 
 def run_job(model: UpscaleModel | AutoModel, job: Job, options: UpscaleOptions, output: OutputOptions,

@@ -60,6 +60,15 @@ def _tile_for(model: UpscaleModel, options: UpscaleOptions) -> int | None:
     return options.tile
 
 
+def resize_alpha(alpha: np.ndarray, width: int, height: int) -> np.ndarray:
+    """An alpha plane resized with Lanczos in its own 8- or 16-bit Pillow mode ("L", "I;16"): one integer copy in
+    and one out, where a float resize would hold four bytes per pixel twice (issue 13's memory bound)."""
+    if alpha.dtype not in (np.uint8, np.uint16):
+        return resize_lanczos(alpha[..., None], width, height)[..., 0]
+    resized = Image.fromarray(np.ascontiguousarray(alpha)).resize((width, height), Image.Resampling.LANCZOS)
+    return np.asarray(resized, dtype=alpha.dtype)
+
+
 def upscale_picture(model: UpscaleModel, picture: Picture, options: UpscaleOptions = UpscaleOptions(),
                     on_pixels: Callable[[int], None] | None = None) -> Picture:
     """Upscale ``picture`` with ``model``; returns a new Picture with the same dtype and metadata.
@@ -91,7 +100,7 @@ def upscale_picture(model: UpscaleModel, picture: Picture, options: UpscaleOptio
             colour = _requantise(colour, picture.pixels.dtype)
     alpha = picture.alpha
     if alpha is not None:
-        alpha = resize_lanczos(alpha[..., None], target_w, target_h)[..., 0]
+        alpha = resize_alpha(alpha, target_w, target_h)
     return replace(picture, pixels=colour, alpha=alpha, warnings=list(picture.warnings))
 
 

@@ -8,9 +8,12 @@ killed mid-write leaves only a hidden ``.NAME.XXXX.upscale-tmp`` file, which fol
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 TEMP_SUFFIX = ".upscale-tmp"
 
@@ -24,20 +27,28 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either absent/old or complete, never partial."""
+@contextlib.contextmanager
+def open_atomic(path: Path) -> Iterator[BinaryIO]:
+    """A binary file to write ``path`` through: a temporary file beside it, fsynced and renamed over ``path``
+    when the block ends normally, removed when it raises; so ``path`` is absent/old or complete, never partial."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a finished file gets the usual permissions
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is either absent/old or complete, never partial."""
+    with open_atomic(path) as f:
+        f.write(data)
 
 
 def sweep_temp_files(folders: set[Path]) -> None:

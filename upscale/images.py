@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageFile
 
-from .deep_color import deep_color_rawmode, encode_png16, is_tiff, read_deep_color, read_tiff, tiff_size
+from .deep_color import deep_color_rawmode, is_tiff, read_deep_color, read_tiff, tiff_size
 from .errors import ImageError
 from .evidence import jpeg_quality
+from .files import open_atomic, write_atomic
 from .pixels import uint16_to_uint8
+from .png import write_png
 
 DEFAULT_MAX_PIXELS = 200_000_000
 """Refuse larger inputs (decompression bombs); ``--max-pixels`` changes it."""
@@ -261,12 +263,10 @@ def _to_pillow(picture: Picture, fmt: str, notes: list[str]) -> Image.Image | by
     if fmt == "JPEG" and alpha is not None:
         notes.append("JPEG has no alpha channel: transparency dropped")
         alpha = None
-    if deep and fmt in ("PNG", "TIFF") and not (gray and alpha is None):
+    if deep and fmt == "TIFF" and not (gray and alpha is None):
         planes = pixels if alpha is None else np.concatenate([pixels, alpha[..., None]], axis=2)
-        if fmt == "PNG":
-            return encode_png16(planes, picture.icc_profile, picture.exif)
         return _tiff16(planes, picture.icc_profile)
-    if deep and gray and alpha is None and fmt in ("PNG", "TIFF"):
+    if deep and gray and alpha is None and fmt == "TIFF":
         return Image.fromarray(np.ascontiguousarray(pixels[..., 0]))  # "I;16"
     if deep:
         notes.append(f"{fmt} holds 8 bits per channel: 16-bit precision reduced")
@@ -290,9 +290,26 @@ def _tiff16(planes: np.ndarray, icc: bytes | None) -> bytes:
     return buffer.getvalue()
 
 
+def write_picture(path: Path, picture: Picture, fmt: str, quality: int = 95,
+                  png_compression: int = DEFAULT_PNG_COMPRESSION) -> tuple[int, list[str]]:
+    """Write ``picture`` to ``path`` atomically in format ``fmt``; (bytes written, warnings about what the format
+    lost). PNG streams band by band from the arrays (`png.write_png`): no copy of the image is made."""
+    if fmt == "PNG":
+        with open_atomic(path) as f:
+            size = write_png(f, picture.pixels, picture.alpha, picture.icc_profile, picture.exif, png_compression)
+        return size, []
+    data, notes = encode(picture, fmt, quality, png_compression)
+    write_atomic(path, data)
+    return len(data), notes
+
+
 def encode(picture: Picture, fmt: str, quality: int = 95,
            png_compression: int = DEFAULT_PNG_COMPRESSION) -> tuple[bytes, list[str]]:
     """The bytes of ``picture`` in Pillow format ``fmt``, and any warnings about what the format lost."""
+    if fmt == "PNG":
+        buffer = io.BytesIO()
+        write_png(buffer, picture.pixels, picture.alpha, picture.icc_profile, picture.exif, png_compression)
+        return buffer.getvalue(), []
     notes: list[str] = []
     image = _to_pillow(picture, fmt, notes)
     if isinstance(image, bytes):

@@ -18,10 +18,11 @@ import numpy as np
 
 from .pixels import from_unit_float, to_unit_float
 
-AUTO_TILE = 512
+AUTO_TILE = 384
 """Largest tile side used by ``tile=None``; each axis is then cut into equal tiles no larger than this,
-so a 640-pixel side becomes two 320-pixel tiles rather than 512 + 128 (which would compute 532 + 532
-pixels for 640 owned), and a side of up to 512 pixels is never cut at all."""
+so a 640-pixel side becomes two 320-pixel tiles rather than 384 + 256, and a side of up to 384 pixels is never
+cut at all. 384 (not larger) so that two windows fit `MAX_BATCH_PIXELS`, one per CPU lane: memory stays bounded
+(issue 13) for 3% more overlap computed than 512-pixel tiles."""
 
 Batch = Callable[[np.ndarray], np.ndarray]
 
@@ -72,14 +73,22 @@ def _tile_for(size: int, tile: int | None) -> int:
     return tile or size
 
 
-def tile_batches(tiles: list[Tile], batch_size: int) -> Iterator[list[Tile]]:
-    """Tiles grouped as the engine runs them: equal window shapes together, at most ``batch_size`` each."""
+MAX_BATCH_PIXELS = 2 * 408 * 408
+"""Most window pixels run in one batch: onnxruntime's working set grows with them (about 0.65 KB per window
+pixel for the 32-channel default model), so this bounds it near 220 MB, while two automatic tiles (384 + 2x12
+overlap) still fill the two CPU lanes (benchmarks/memory.py)."""
+
+
+def tile_batches(tiles: list[Tile], batch_size: int, max_pixels: int = MAX_BATCH_PIXELS) -> Iterator[list[Tile]]:
+    """Tiles grouped as the engine runs them: equal window shapes together, at most ``batch_size`` each and at
+    most ``max_pixels`` window pixels (but at least one tile)."""
     by_shape: dict[tuple[int, int], list[Tile]] = defaultdict(list)
     for t in tiles:
         by_shape[t.window_shape].append(t)
-    for group in by_shape.values():
-        for i in range(0, len(group), batch_size):
-            yield group[i : i + batch_size]
+    for (h, w), group in by_shape.items():
+        size = max(1, min(batch_size, max_pixels // (h * w)))
+        for i in range(0, len(group), size):
+            yield group[i : i + size]
 
 
 def upscale_array(

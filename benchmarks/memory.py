@@ -1,0 +1,115 @@
+"""Peak memory of `upscale dir` per output megapixel: 2x and 4x, 8 and 16 bit, PNG (streamed) and JPEG.
+
+    python benchmarks/memory.py [--megapixels 12] [--json]
+
+Each case is one `upscale dir` process on one generated photo-like image whose output has about
+``--megapixels`` MP; its peak resident set (the child's ru_maxrss) minus the same process on a 64x64 image
+(interpreter, onnxruntime and the model) is divided by the output megapixels. The budget of issue 13 is 8 bytes
+per output pixel plus 400 MB for 8-bit RGB/RGBA/grey.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import photo_like
+
+from upscale.deep_color import encode_png16
+
+
+def peak_rss_bytes(command: list[str]) -> tuple[int, float]:
+    """Run ``command`` as a child; (its peak RSS in bytes, seconds)."""
+    start = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if after <= before:
+        raise RuntimeError("ru_maxrss of children did not grow: run each case in a fresh benchmark process")
+    return after * 1024, time.perf_counter() - start
+
+
+def make_image(path: Path, height: int, width: int, deep: bool, alpha: bool) -> None:
+    rgb = photo_like(height, width, 0)
+    if deep:
+        planes = (rgb.astype(np.uint16) * 257)
+        if alpha:
+            planes = np.dstack([planes, np.full((height, width), 50000, np.uint16)])
+        path.write_bytes(encode_png16(planes, compress_level=1))
+    else:
+        image = Image.fromarray(np.dstack([rgb, np.full((height, width), 200, np.uint8)]) if alpha else rgb)
+        image.save(path, compress_level=1)
+
+
+def one_case(args: argparse.Namespace, scale: int, deep: bool, alpha: bool, fmt: str) -> dict:
+    model = "repsr-x2" if scale == 2 else "repsr-x4"
+    side = math.sqrt(args.megapixels * 1e6 / scale**2 / 1.333)
+    height, width = int(side), int(side * 1.333)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, out = Path(tmp) / "in", Path(tmp) / "out"
+        folder.mkdir()
+        make_image(folder / "a.png", height, width, deep, alpha)
+        command = [sys.executable, "-m", "upscale", "dir", str(folder), str(out), "-m", model, "-q",
+                   "--format", fmt]
+        peak, seconds = peak_rss_bytes(command)
+    out_mp = height * width * scale**2 / 1e6
+    return {"scale": scale, "bits": 16 if deep else 8, "alpha": alpha, "format": fmt, "input": f"{width}x{height}",
+            "output_mp": round(out_mp, 1), "peak_rss_mb": round(peak / 1e6), "seconds": round(seconds, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--megapixels", type=float, default=12.0, help="output megapixels of each case")
+    parser.add_argument("--case", help="scale,bits,alpha,format: run only this case (internal)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.case:  # a fresh process per case: ru_maxrss of children is a high-water mark
+        scale, bits, alpha, fmt = args.case.split(",")
+        if scale == "0":
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = Path(tmp) / "in"
+                folder.mkdir()
+                make_image(folder / "a.png", 64, 64, False, False)
+                peak, _ = peak_rss_bytes([sys.executable, "-m", "upscale", "dir", str(folder), str(Path(tmp) / "o"),
+                                          "-m", "repsr-x4" if bits == "4" else "repsr-x2", "-q"])
+            print(json.dumps({"baseline_rss_mb": round(peak / 1e6)}))
+            return
+        print(json.dumps(one_case(args, int(scale), bits == "16", alpha == "1", fmt)))
+        return
+    rows = []
+    baseline = {}
+    for scale in (2, 4):
+        done = subprocess.run([sys.executable, __file__, "--case", f"0,{scale},0,png"], capture_output=True,
+                              text=True, check=True)
+        baseline[scale] = json.loads(done.stdout)["baseline_rss_mb"]
+    for case in ["2,8,0,png", "2,8,1,png", "2,8,0,jpg", "2,16,0,png", "2,16,1,png", "4,8,0,png", "4,8,1,png",
+                 "4,16,0,png"]:
+        done = subprocess.run([sys.executable, __file__, "--case", case, "--megapixels", str(args.megapixels)],
+                              capture_output=True, text=True, check=True)
+        row = json.loads(done.stdout)
+        row["baseline_rss_mb"] = baseline[row["scale"]]
+        row["bytes_per_output_pixel"] = round((row["peak_rss_mb"] - row["baseline_rss_mb"]) / row["output_mp"], 2)
+        row["budget_mb"] = round(8 * row["output_mp"] + 400)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    if not args.json:
+        print(f"{'case':>24} {'output MP':>9} {'peak MB':>8} {'base MB':>8} {'B/out px':>9} {'budget MB':>9}")
+        for r in rows:
+            case = f"x{r['scale']} {r['bits']}-bit {'RGBA' if r['alpha'] else 'RGB'} {r['format']}"
+            print(f"{case:>24} {r['output_mp']:>9} {r['peak_rss_mb']:>8} {r['baseline_rss_mb']:>8} "
+                  f"{r['bytes_per_output_pixel']:>9} {r['budget_mb']:>9}")
+
+
+if __name__ == "__main__":
+    main()

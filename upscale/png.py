@@ -1,0 +1,66 @@
+"""PNG written band by band straight from numpy: 8- or 16-bit, grey, grey+alpha, RGB, RGBA.
+
+The whole output is never copied: not into a Pillow image (which holds RGB as 4 bytes a pixel), not as one
+encoded buffer. Each band of rows is filtered ("Up": each byte minus the one above, vectorised and good for
+photos), joined with its alpha, and fed to one zlib stream whose output goes to the file as IDAT chunks. So a
+PNG costs the output array and a few bands, whatever the image's size (benchmarks/memory.py).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from typing import BinaryIO
+
+import numpy as np
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+BAND_ROWS = 64
+_COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # planes -> PNG colour type (grey, grey+alpha, RGB, RGBA)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def write_png(out: BinaryIO, pixels: np.ndarray, alpha: np.ndarray | None = None, icc_profile: bytes | None = None,
+              exif: bytes | None = None, compress_level: int = 6) -> int:
+    """Write ``pixels`` (HxWxC, C 1 or 3, uint8 or uint16) and optional ``alpha`` (HxW, same dtype) as a PNG to
+    the binary stream ``out``; returns the bytes written."""
+    if pixels.ndim != 3 or pixels.dtype not in (np.uint8, np.uint16) or (
+            alpha is not None and (alpha.shape != pixels.shape[:2] or alpha.dtype != pixels.dtype)):
+        raise ValueError(f"expected HxWxC uint8/uint16 pixels and a matching HxW alpha, got {pixels.dtype} "
+                         f"{pixels.shape}")
+    h, w, c = pixels.shape
+    planes = c + (alpha is not None)
+    if planes not in _COLOR_TYPES:
+        raise ValueError(f"{planes} planes: PNG holds 1 to 4")
+    depth = 16 if pixels.dtype == np.uint16 else 8
+    header = [SIGNATURE, _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, _COLOR_TYPES[planes], 0, 0, 0))]
+    if icc_profile:
+        header.append(_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile)))
+    if exif:
+        header.append(_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
+    written = 0
+    for part in header:
+        written += out.write(part)
+    compressor = zlib.compressobj(compress_level)
+    big_endian = ">u2" if depth == 16 else np.uint8
+    previous = np.zeros(w * planes * depth // 8, np.uint8)
+    for top in range(0, h, BAND_ROWS):
+        band = pixels[top : top + BAND_ROWS]
+        if alpha is not None:
+            band = np.concatenate([band, alpha[top : top + BAND_ROWS, :, None]], axis=2)
+        raw = np.ascontiguousarray(band, dtype=big_endian).view(np.uint8).reshape(band.shape[0], -1)
+        filtered = np.empty((raw.shape[0], raw.shape[1] + 1), np.uint8)
+        filtered[:, 0] = 2  # "Up"
+        filtered[:, 1:] = raw
+        filtered[0, 1:] -= previous  # uint8 arithmetic wraps modulo 256, as the PNG spec wants
+        filtered[1:, 1:] -= raw[:-1]
+        previous = raw[-1].copy()
+        data = compressor.compress(filtered.tobytes())
+        if data:
+            written += out.write(_chunk(b"IDAT", data))
+    written += out.write(_chunk(b"IDAT", compressor.flush()))
+    written += out.write(_chunk(b"IEND", b""))
+    return written
