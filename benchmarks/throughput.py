@@ -40,7 +40,7 @@ from upscale import load_model
 from upscale.engine import UpscaleOptions, upscale_picture
 from upscale.files import write_atomic
 from upscale.images import DEFAULT_PNG_COMPRESSION, encode, read_image
-from upscale.tiling import AUTO_TILE, plan_tiles, tile_batches
+from upscale.tiling import AUTO_TILE, max_batch_pixels, plan_tiles, tile_batches
 
 HERE = Path(__file__).resolve().parent
 
@@ -168,8 +168,8 @@ def main() -> None:
         tiles = []
         for p in inputs:
             pixels = read_image(p).pixels
-            planned = plan_tiles(pixels.shape[0], pixels.shape[1], None, model.info.tile_overlap)
-            for group in tile_batches(planned, UpscaleOptions().batch_size):
+            planned = plan_tiles(pixels.shape[0], pixels.shape[1], None, model.info.tile_overlap, model.scale)
+            for group in tile_batches(planned, UpscaleOptions().batch_size, max_batch_pixels(model.scale)):
                 windows = [pixels[t.rows.lo : t.rows.hi, t.cols.lo : t.cols.hi] for t in group]
                 tiles.append(np.stack(windows).transpose(0, 3, 1, 2).astype(np.float32) / 255)
         tile_out_px = sum(t.shape[0] * t.shape[2] * t.shape[3] for t in tiles) * scale * scale
