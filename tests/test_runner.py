@@ -19,8 +19,8 @@ from .conftest import photo
 
 def test_failures_are_named_by_step_and_bugs_are_not_dressed_as_user_errors() -> None:
     assert failure_message(ImageError("a.png", "file is truncated"), "decode") == "file is truncated"
-    assert failure_message(MemoryError(), "decode") == "out of memory while decoding"
-    assert failure_message(MemoryError(), "upscale") == "out of memory (try a smaller --tile)"
+    assert failure_message(MemoryError(), "decode").startswith("out of memory while decoding: ")
+    assert "--tile" not in failure_message(MemoryError(), "upscale")  # the tile is not what runs out
     assert failure_message(OSError(28, "No space left on device"), "write") == \
         "cannot write output: No space left on device"
     with pytest.raises(KeyError):

@@ -17,6 +17,7 @@ from .engine import UpscaleOptions, upscale_picture
 from .errors import ImageError
 from .files import write_atomic
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION, Picture, read_image, write_picture
+from .memory import Budget, budget, image_need, refusal
 from .model import UpscaleModel
 
 
@@ -37,6 +38,8 @@ class OutputOptions:
     recursive: bool = False
     """Descend into sub-folders and mirror them under the output folder."""
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_memory: int | None = None
+    """Plan for at most this many bytes (besides what the machine, cgroup and address-space limits allow)."""
 
 
 @dataclass
@@ -65,6 +68,11 @@ class Job:
     output: PurePath
     output_format: str
     size: tuple[int, int] | None = None
+    deep: bool = False  # 16-bit samples, from the header
+
+    def need(self, factor: float) -> int | None:
+        """Predicted bytes to upscale this file by ``factor`` (`upscale.memory`); None without a header size."""
+        return image_need(self.size, factor, self.deep, self.output_format) if self.size else None
 
     @property
     def pixels(self) -> int | None:
@@ -75,10 +83,10 @@ def failure_message(exc: BaseException, step: str) -> str:
     """The one-line cause of an expected failure in ``step`` (decode, upscale or write), for reports."""
     if isinstance(exc, ImageError):
         return exc.cause
-    if isinstance(exc, MemoryError):
-        if step == "upscale":
-            return "out of memory (try a smaller --tile)"
-        return "out of memory while " + {"decode": "decoding", "write": "encoding"}[step]
+    if isinstance(exc, MemoryError):  # what the prediction let through did not fit after all
+        doing = {"decode": "decoding", "upscale": "upscaling", "write": "encoding"}[step]
+        return (f"out of memory while {doing}: the image needs more than this process could get; try a smaller "
+                "--scale, or --max-memory below the real limit so images are planned to fit")
     if isinstance(exc, OSError) and step == "write":
         return f"cannot write output: {exc.strerror or exc}"
     raise exc  # not an expected failure: a bug, never dressed up as a user error
@@ -86,6 +94,13 @@ def failure_message(exc: BaseException, step: str) -> str:
 
 EXPECTED = (ImageError, MemoryError, OSError)
 """What `failure_message` turns into a failed result."""
+
+
+def check_fits(job: Job, factor: float, room: Budget) -> None:
+    """Refuse, before decoding, a file predicted not to fit (ImageError naming the need and the limit)."""
+    need = job.need(factor)
+    if need is not None and need > room.available:
+        raise ImageError(job.input, refusal(need, room, job.output_format))
 
 
 def decode_job(job: Job, output: OutputOptions) -> Picture:
@@ -116,6 +131,8 @@ def run_job(model: UpscaleModel | AutoModel, job: Job, options: UpscaleOptions, 
     result = FileResult(str(job.input), str(job.output), "ok", input_size=job.size)
     step = "decode"
     try:
+        model_scale = model.scale
+        check_fits(job, options.factor or model_scale, budget(output.max_memory))
         picture = decode_job(job, output)
         result.input_size = picture.size
         step = "upscale"

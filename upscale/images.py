@@ -73,19 +73,20 @@ def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(op(array)) if op else array
 
 
-def probe_header(path: Path) -> tuple[tuple[int, int], str]:
-    """(width, height) and format from the header alone; raises ImageError with the cause.
+def probe_header(path: Path) -> tuple[tuple[int, int], str, bool]:
+    """(width, height), format and whether samples are 16-bit, from the header alone; raises ImageError.
 
     TIFF layouts Pillow cannot open (16-bit grey+alpha) are read by tifffile, as `read_image` does."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(path) as im:
-                return im.size, im.format or ""
+                deep = im.mode.startswith("I") or im.mode == "F" or deep_color_rawmode(im) is not None
+                return im.size, im.format or "", deep
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
         if isinstance(exc, Image.UnidentifiedImageError) and is_tiff(path):
             try:
-                return tiff_size(path), "TIFF"
+                return tiff_size(path), "TIFF", True
             except (OSError, ValueError) as tiff_exc:
                 raise ImageError(path, describe_error(tiff_exc)) from None
         raise ImageError(path, describe_error(exc)) from None
@@ -93,7 +94,7 @@ def probe_header(path: Path) -> tuple[tuple[int, int], str]:
 
 def probe_size(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
     """Width and height from the header alone (for progress weights); raises ImageError."""
-    size, _ = probe_header(path)
+    size, _, _ = probe_header(path)
     if size[0] * size[1] > max_pixels:
         raise ImageError(path, f"image of {size[0]}x{size[1]} exceeds the {max_pixels:,}-pixel limit")
     return size

@@ -21,15 +21,27 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .auto import AutoModel
-from .batch import EXPECTED, FileResult, Job, OutputOptions, decode_job, failure_message, upscale_job, write_job
+from .batch import (
+    EXPECTED,
+    FileResult,
+    Job,
+    OutputOptions,
+    check_fits,
+    decode_job,
+    failure_message,
+    upscale_job,
+    write_job,
+)
 from .engine import UpscaleOptions
 from .images import Picture
+from .memory import Budget, budget
 from .model import UpscaleModel
 
 
-def _decode(job: Job, output: OutputOptions) -> tuple[Picture | None, str | None, float]:
+def _decode(job: Job, output: OutputOptions, factor: float, room: Budget) -> tuple[Picture | None, str | None, float]:
     start = time.perf_counter()
     try:
+        check_fits(job, factor, room)
         return decode_job(job, output), None, start
     except EXPECTED as exc:
         return None, failure_message(exc, "decode"), start
@@ -67,10 +79,15 @@ def run_pipelined(
 ) -> None:
     """Process ``jobs``; ``on_result`` receives each job's result, in input order. ``workers`` defaults to
     `IOWorkers.for_device` of the model's device. At most decoders + 1 images wait decoded and ``encoders``
-    wait to be written, so memory stays bounded."""
+    wait to be written, and the images in flight together stay within the memory this process may use
+    (`upscale.memory`, measured when the run starts): a file predicted not to fit alone is refused before it
+    is decoded, and the next file waits until enough of the others are written."""
     if workers is None:
         runs = model.clean if isinstance(model, AutoModel) else model
         workers = IOWorkers.for_device(runs.device.kind)
+    factor = options.factor or float(model.scale)
+    room = budget(output.max_memory)
+    needs: dict[int, int] = {}  # id(job) -> predicted bytes, for the jobs in flight
     decode_ahead, write_behind = workers.decoders + 1, workers.encoders
     decoder = ThreadPoolExecutor(max_workers=workers.decoders, thread_name_prefix="upscale-decode")
     writer = ThreadPoolExecutor(max_workers=write_behind, thread_name_prefix="upscale-write")
@@ -82,7 +99,11 @@ def run_pipelined(
         nonlocal next_job
         while next_job < len(jobs) and len(decoding) < decode_ahead:
             job = jobs[next_job]
-            decoding.append((job, decoder.submit(_decode, job, output)))
+            need = job.need(factor) or 0
+            if needs and sum(needs.values()) + need > room.available and need <= room.available:
+                return  # it fits alone, not beside the images in flight: it waits for them
+            needs[id(job)] = need if need <= room.available else 0  # a refused file holds nothing
+            decoding.append((job, decoder.submit(_decode, job, output, factor, room)))
             next_job += 1
 
     def drain_writes(limit: int) -> None:
@@ -96,6 +117,7 @@ def run_pipelined(
                     result.status, result.error = "failed", failure_message(exc, "write")
                     result.output_size = None
             result.seconds = time.perf_counter() - start
+            needs.pop(id(job), None)
             on_result(job, result)
 
     try:
@@ -119,6 +141,9 @@ def run_pipelined(
                 else:
                     writing.append((job, result, writer.submit(write_job, job, upscaled, output), start))
             drain_writes(write_behind)
+            while writing and next_job < len(jobs) and not decoding:  # memory, not count, holds the next file
+                drain_writes(len(writing) - 1)
+                fill_decoder()
         drain_writes(0)
     except KeyboardInterrupt:
         for _, f in decoding:

@@ -33,6 +33,7 @@ class Entry:
     size: tuple[int, int] | None = None  # (width, height) from the header, when it was read
     source_format: str | None = None  # from the header; None: the extension decides
     error: str | None = None  # the header could not be read
+    deep: bool = False  # 16-bit samples
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def plan_entries(listing: Listing, options: OutputOptions) -> tuple[list[Job], l
     existing = listing.existing([target for _, target, _ in planned]) if not options.overwrite else set()
     jobs = []
     for entry, target, fmt in planned:
-        job = Job(listing.input_at(entry.path), listing.output_at(target), fmt, entry.size)
+        job = Job(listing.input_at(entry.path), listing.output_at(target), fmt, entry.size, entry.deep)
         if target in existing:
             known.append(FileResult(str(job.input), str(job.output), "skipped", None, job.size))
         else:
@@ -119,10 +120,10 @@ def discover_inputs(in_dir: Path, out_dir: Path, recursive: bool) -> tuple[list[
 
 def _header_entry(path: Path, relative: PurePosixPath) -> Entry:
     try:
-        size, source_format = probe_header(path)
+        size, source_format, deep = probe_header(path)
     except ImageError as exc:
         return Entry(relative, error=exc.cause)
-    return Entry(relative, size, source_format)
+    return Entry(relative, size, source_format, deep=deep)
 
 
 def list_local(in_dir: Path, out_dir: Path, recursive: bool) -> Listing:

@@ -11,6 +11,7 @@ import typer
 
 from ..auto import AutoModel
 from ..errors import DeviceError, UpscaleError, UsageError
+from ..memory import parse_size
 from ..model import UpscaleModel
 from ..runner import load_for_run
 from .console import error, note
@@ -34,6 +35,20 @@ BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Equal-sha
 QualityOption = Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality.")]
 PngCompressionOption = Annotated[
     int, typer.Option("--png-compression", min=0, max=9, help="PNG zlib level: 0 fastest, 9 smallest.")
+]
+def _memory_size(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+MaxMemoryOption = Annotated[
+    int | None, typer.Option("--max-memory", parser=_memory_size, metavar="SIZE",
+                             help="Plan each image to fit this much memory (e.g. 4G); default: what the machine, "
+                                  "cgroup and address-space limits leave. Larger images are refused, not killed.")
 ]
 ThreadsOption = Annotated[
     int | None, typer.Option("--threads", min=1, help="onnxruntime intra-op threads (default: all cores).")

@@ -18,6 +18,7 @@ from ..runner import RayOptions, run_directory
 from .common import (
     BatchOption,
     DeviceOption,
+    MaxMemoryOption,
     ModelOption,
     PngCompressionOption,
     QualityOption,
@@ -62,6 +63,7 @@ def dir_command(
     report: Annotated[Path | None, typer.Option("--report", help="Write a per-file JSON report here.")] = None,
     max_pixels: Annotated[int, typer.Option("--max-pixels", min=1,
                                             help="Refuse larger images (decompression bombs).")] = DEFAULT_MAX_PIXELS,
+    max_memory: MaxMemoryOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
     engine: Annotated[Engine, typer.Option("--engine", help="local (this process) or ray (a Ray cluster).")
                       ] = Engine.local,
@@ -77,7 +79,8 @@ def dir_command(
         run = run_directory(
             input_dir, output_dir, model, device=device, threads=threads,
             options=UpscaleOptions(scale, tile, batch_size),
-            output=OutputOptions(fmt.value, quality, png_compression, suffix, overwrite, recursive, max_pixels),
+            output=OutputOptions(fmt.value, quality, png_compression, suffix, overwrite, recursive, max_pixels,
+                                 max_memory),
             engine=engine.value, ray=RayOptions(ray_address, ray_workers, ray_cpus_per_worker), report=report,
             observer=BatchProgress(quiet),
         )

@@ -10,10 +10,11 @@ import typer
 from ..batch import Job, OutputOptions, run_job
 from ..engine import UpscaleOptions
 from ..errors import UpscaleError
-from ..images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION, EXTENSIONS, probe_size
+from ..images import DEFAULT_PNG_COMPRESSION, EXTENSIONS, probe_header
 from .common import (
     BatchOption,
     DeviceOption,
+    MaxMemoryOption,
     ModelOption,
     PngCompressionOption,
     QualityOption,
@@ -45,6 +46,7 @@ def image_command(
     quality: QualityOption = 95,
     png_compression: PngCompressionOption = DEFAULT_PNG_COMPRESSION,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTPUT_FILE if it exists.")] = False,
+    max_memory: MaxMemoryOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
 ) -> None:
     """Upscale one image file."""
@@ -52,12 +54,13 @@ def image_command(
         if output_file.exists() and not overwrite:
             raise UpscaleError(f"{output_file}: exists (use --overwrite to replace it)")
         fmt = _format_for(output_file)
-        size = probe_size(input_file, DEFAULT_MAX_PIXELS)
+        size, _, deep = probe_header(input_file)
         loaded = open_model(model, device, threads, quiet, scale)
-        output = OutputOptions(quality=quality, png_compression=png_compression, overwrite=True)
+        output = OutputOptions(quality=quality, png_compression=png_compression, overwrite=True,
+                               max_memory=max_memory)
+        job = Job(input_file, output_file, fmt, size, deep)
         try:
-            result = run_job(loaded, Job(input_file, output_file, fmt, size), UpscaleOptions(scale, tile, batch_size),
-                             output)
+            result = run_job(loaded, job, UpscaleOptions(scale, tile, batch_size), output)
         except KeyboardInterrupt:
             note("interrupted")
             raise typer.Exit(130) from None
