@@ -17,7 +17,7 @@ from .engine import UpscaleOptions, upscale_picture
 from .errors import ImageError
 from .files import write_atomic
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION, Picture, read_image, write_picture
-from .memory import Budget, budget, image_need, refusal
+from .memory import Budget, budget, image_need, refusal, return_large_blocks_to_the_system
 from .model import UpscaleModel
 
 
@@ -130,6 +130,7 @@ def run_job(model: UpscaleModel | AutoModel, job: Job, options: UpscaleOptions, 
     start = time.perf_counter()
     result = FileResult(str(job.input), str(job.output), "ok", input_size=job.size)
     step = "decode"
+    return_large_blocks_to_the_system()
     try:
         model_scale = model.scale
         check_fits(job, options.factor or model_scale, budget(output.max_memory))

@@ -34,7 +34,7 @@ from .batch import (
 )
 from .engine import UpscaleOptions
 from .images import Picture
-from .memory import Budget, budget
+from .memory import Budget, budget, return_large_blocks_to_the_system
 from .model import UpscaleModel
 
 
@@ -86,6 +86,7 @@ def run_pipelined(
         runs = model.clean if isinstance(model, AutoModel) else model
         workers = IOWorkers.for_device(runs.device.kind)
     factor = options.factor or float(model.scale)
+    return_large_blocks_to_the_system()
     room = budget(output.max_memory)
     needs: dict[int, int] = {}  # id(job) -> predicted bytes, for the jobs in flight
     decode_ahead, write_behind = workers.decoders + 1, workers.encoders
