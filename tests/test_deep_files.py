@@ -103,3 +103,40 @@ def test_tiff_outputs_describe_their_own_size(tmp_path: Path) -> None:
         assert tifffile.imread(path).shape[:2] == (72, 88), name
     with Image.open(tmp_path / "out" / "rgb.tif") as im:
         assert im.getexif().get(271) == "TestCamera"
+
+
+def _png_with_trns(width: int, height: int, depth: int, colour_type: int, rows: list[bytes], trns: bytes) -> bytes:
+    import struct
+    import zlib
+
+    from upscale.png import SIGNATURE, _chunk
+
+    data = zlib.compress(b"".join(b"\x00" + r for r in rows))
+    return (SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0))
+            + _chunk(b"tRNS", trns) + _chunk(b"IDAT", data) + _chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize(("depth", "colour_type"), [(16, 0), (8, 0), (8, 2), (16, 2)])
+def test_a_transparent_colour_stays_transparent(tmp_path: Path, depth: int, colour_type: int) -> None:
+    """PNG's tRNS colour (grey or RGB, 8 or 16 bit) comes out as alpha: transparent where the colour was."""
+    import struct
+
+    planes = 1 if colour_type == 0 else 3
+    dtype = ">u2" if depth == 16 else np.uint8
+    rng = np.random.default_rng(depth + colour_type)
+    data = rng.integers(10, 200, (24, 24, planes)).astype(dtype)
+    key = [7] * planes
+    data[:12, :12] = key  # a transparent quarter
+    trns = struct.pack(">" + "H" * planes, *key)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "t.png").write_bytes(_png_with_trns(24, 24, depth, colour_type, [r.tobytes() for r in data], trns))
+    picture = read_image(folder / "t.png")
+    peak = 65535 if depth == 16 else 255
+    assert picture.alpha is not None and picture.alpha.dtype == (np.uint16 if depth == 16 else np.uint8)
+    assert (picture.alpha[:12, :12] == 0).all() and (picture.alpha[12:, 12:] == peak).all()
+    result = CliRunner().invoke(app, ["dir", str(folder), str(tmp_path / "out"), "-m", "bicubic-x2"])
+    assert result.exit_code == 0, result.output
+    out = read_image(tmp_path / "out" / "t.png")
+    assert out.alpha is not None and out.alpha[4, 4] == 0 and out.alpha[-4, -4] == peak
+    assert out.pixels.dtype == picture.pixels.dtype

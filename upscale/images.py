@@ -179,6 +179,8 @@ def _decode(path: Path, im: Image.Image) -> Picture:
             pixels, alpha = data[..., :3], data[..., 3]
         else:
             pixels = data
+    if alpha is None and source_format == "PNG" and "transparency" in im.info:
+        alpha = _transparent_colour_as_alpha(pixels, im.info["transparency"])
     pixels = np.ascontiguousarray(apply_orientation(pixels, orientation))
     if alpha is not None:
         alpha = np.ascontiguousarray(apply_orientation(alpha, orientation))
@@ -204,6 +206,17 @@ def _drop_layout_tags(exif: Image.Exif) -> None:
     description = exif.get(270)
     if isinstance(description, str) and description.startswith('{"shape"'):
         del exif[270]  # tifffile's record of the array shape, not a caption
+
+
+def _transparent_colour_as_alpha(pixels: np.ndarray, colour: object) -> np.ndarray | None:
+    """A PNG's tRNS colour (grey or RGB, 8- or 16-bit; palettes are converted by Pillow) as an alpha plane:
+    transparent where the pixel is exactly that colour, opaque elsewhere."""
+    peak = np.iinfo(pixels.dtype).max
+    if isinstance(colour, int) and pixels.shape[2] == 1:
+        return np.where(pixels[..., 0] == colour, 0, peak).astype(pixels.dtype)
+    if isinstance(colour, tuple) and len(colour) == 3 and pixels.shape[2] == 3:
+        return np.where((pixels == np.array(colour, pixels.dtype)).all(axis=2), 0, peak).astype(pixels.dtype)
+    return None
 
 
 def _normalise_mode(im: Image.Image, notes: list[str]) -> Image.Image:
