@@ -131,3 +131,39 @@ def test_png_written_in_bands_decodes_to_the_same_pixels(dtype, tmp_path: Path) 
         assert im.size == (37, 150)
     with pytest.raises(ValueError, match="uint8/uint16"):
         write_png(io.BytesIO(), rgb.astype(np.float32))
+
+
+def test_a_full_disk_stops_the_run_and_names_what_was_not_attempted(tmp_path: Path, tiny_model: Path,
+                                                                     monkeypatch) -> None:
+    import errno
+    import json
+
+    from typer.testing import CliRunner
+
+    from upscale import batch
+    from upscale.cli.app import app
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(6):
+        Image.fromarray(photo(20, 24, seed=i)).save(folder / f"{i}.png")
+    real, writes = batch.write_picture, []
+
+    def filling_up(path, *args, **kwargs):
+        writes.append(path.name)
+        if len(writes) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "write_picture", filling_up)
+    report = tmp_path / "r.json"
+    result = CliRunner().invoke(app, ["dir", str(folder), str(tmp_path / "out"), "-m", str(tiny_model),
+                                      "--report", str(report)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    files = {Path(f["input"]).name: f for f in json.loads(report.read_text())["files"]}
+    assert files["0.png"]["status"] == "ok"
+    assert files["1.png"]["status"] == "failed" and "No space left on device" in files["1.png"]["error"]
+    stopped = [n for n, f in files.items() if f["status"] == "not attempted"]
+    assert stopped and all("disk is full" in files[n]["error"] for n in stopped)
+    assert len(writes) <= 4  # it stopped writing: the writes already under way at most, not all six
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png"]  # nothing partial

@@ -48,7 +48,7 @@ class FileResult:
 
     input: str
     output: str | None
-    status: str  # ok | skipped | failed | ignored
+    status: str  # ok | skipped | failed | ignored | not attempted
     error: str | None = None
     input_size: tuple[int, int] | None = None
     output_size: tuple[int, int] | None = None
@@ -91,6 +91,9 @@ def failure_message(exc: BaseException, step: str) -> str:
         return f"cannot write output: {exc.strerror or exc}"
     raise exc  # not an expected failure: a bug, never dressed up as a user error
 
+
+NOT_ATTEMPTED = "not attempted"
+"""Status of the files left when a run stopped early (the output disk filled up)."""
 
 EXPECTED = (ImageError, MemoryError, OSError)
 """What `failure_message` turns into a failed result."""
@@ -151,7 +154,7 @@ def run_job(model: UpscaleModel | AutoModel, job: Job, options: UpscaleOptions, 
 def summarise(results: list[FileResult]) -> dict[str, int]:
     counts = {"ok": 0, "skipped": 0, "failed": 0, "ignored": 0}
     for r in results:
-        counts[r.status] += 1
+        counts[r.status] = counts.get(r.status, 0) + 1
     return counts
 
 

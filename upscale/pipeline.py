@@ -13,6 +13,7 @@ have been handed to ``on_result``.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections import deque
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from .auto import AutoModel
 from .batch import (
     EXPECTED,
+    NOT_ATTEMPTED,
     FileResult,
     Job,
     OutputOptions,
@@ -89,6 +91,7 @@ def run_pipelined(
     return_large_blocks_to_the_system()
     room = budget(output.max_memory)
     needs: dict[int, int] = {}  # id(job) -> predicted bytes, for the jobs in flight
+    disk_full: list[str] = []  # the output whose write found no space left, once one has
     decode_ahead, write_behind = workers.decoders + 1, workers.encoders
     decoder = ThreadPoolExecutor(max_workers=workers.decoders, thread_name_prefix="upscale-decode")
     writer = ThreadPoolExecutor(max_workers=write_behind, thread_name_prefix="upscale-write")
@@ -117,13 +120,15 @@ def run_pipelined(
                 except EXPECTED as exc:
                     result.status, result.error = "failed", failure_message(exc, "write")
                     result.output_size = None
+                    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                        disk_full.append(str(job.output))
             result.seconds = time.perf_counter() - start
             needs.pop(id(job), None)
             on_result(job, result)
 
     try:
         fill_decoder()
-        while decoding:
+        while decoding and not disk_full:
             job, future = decoding.popleft()
             fill_decoder()
             if on_start:
@@ -146,6 +151,13 @@ def run_pipelined(
                 drain_writes(len(writing) - 1)
                 fill_decoder()
         drain_writes(0)
+        if disk_full:  # every later write would fail too: stop, and say which files were not attempted
+            for future in [f for _, f in decoding]:
+                future.cancel()
+            for job in [j for j, _ in decoding] + jobs[next_job:]:
+                on_result(job, FileResult(str(job.input), str(job.output), NOT_ATTEMPTED,
+                                          f"not attempted: the output disk is full ({disk_full[0]} could not be "
+                                          "written)", input_size=job.size))
     except KeyboardInterrupt:
         for _, f in decoding:
             f.cancel()

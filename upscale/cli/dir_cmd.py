@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ..batch import OutputOptions
+from ..batch import NOT_ATTEMPTED, OutputOptions
 from ..engine import UpscaleOptions
 from ..images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION
 from ..runner import RayOptions, run_directory
@@ -89,5 +89,5 @@ def dir_command(
         note(f"{'interrupted: ' if run.interrupted else ''}{line} in {run.seconds:.1f} s")
     if run.interrupted:
         raise typer.Exit(130)
-    if run.counts["failed"]:
+    if run.counts["failed"] or run.counts.get(NOT_ATTEMPTED):
         raise typer.Exit(1)

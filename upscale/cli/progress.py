@@ -7,7 +7,7 @@ import time
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..auto import AutoModel
-from ..batch import FileResult, Job
+from ..batch import NOT_ATTEMPTED, FileResult, Job
 from ..model import UpscaleModel
 from .common import describe_model
 from .console import error, note, out, warning
@@ -64,7 +64,7 @@ class BatchProgress:
         self.files_done += 1
         if self.bar:
             self.bar.update(self.task, files=self._files())
-        if result.status == "failed":
+        if result.status in ("failed", NOT_ATTEMPTED):
             error(f"{result.input}: {result.error}")
         elif not self.quiet and not self.bar:
             chosen = f", {result.model}: {result.model_reason}" if result.model else ""
