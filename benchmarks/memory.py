@@ -59,7 +59,10 @@ def one_case(args: argparse.Namespace, scale: int, deep: bool, alpha: bool, fmt:
     with tempfile.TemporaryDirectory() as tmp:
         folder, out = Path(tmp) / "in", Path(tmp) / "out"
         folder.mkdir()
-        make_image(folder / "a.png", height, width, deep, alpha)
+        # Made by another process: a child's ru_maxrss counts the parent's memory it was forked with (Linux
+        # keeps the pre-exec high-water mark), so the image arrays must never live in this one.
+        subprocess.run([sys.executable, __file__, "--make", str(folder / "a.png"), f"{height},{width},{int(deep)},"
+                        f"{int(alpha)}"], check=True)
         command = [sys.executable, "-m", "upscale", "dir", str(folder), str(out), "-m", model, "-q",
                    "--format", fmt]
         peak, seconds = peak_rss_bytes(command)
@@ -72,15 +75,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--megapixels", type=float, default=12.0, help="output megapixels of each case")
     parser.add_argument("--case", help="scale,bits,alpha,format: run only this case (internal)")
+    parser.add_argument("--make", nargs=2, metavar=("PATH", "H,W,DEEP,ALPHA"), help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.make:
+        height, width, deep, alpha = (int(v) for v in args.make[1].split(","))
+        make_image(Path(args.make[0]), height, width, bool(deep), bool(alpha))
+        return
     if args.case:  # a fresh process per case: ru_maxrss of children is a high-water mark
         scale, bits, alpha, fmt = args.case.split(",")
         if scale == "0":
             with tempfile.TemporaryDirectory() as tmp:
                 folder = Path(tmp) / "in"
                 folder.mkdir()
-                make_image(folder / "a.png", 64, 64, False, False)
+                subprocess.run([sys.executable, __file__, "--make", str(folder / "a.png"), "64,64,0,0"], check=True)
                 peak, _ = peak_rss_bytes([sys.executable, "-m", "upscale", "dir", str(folder), str(Path(tmp) / "o"),
                                           "-m", "repsr-x4" if bits == "4" else "repsr-x2", "-q"])
             print(json.dumps({"baseline_rss_mb": round(peak / 1e6)}))
