@@ -27,6 +27,8 @@ def export(
                                             help="Quality note for the metadata (default: from the checkpoint).")] = "",
     training_data: Annotated[str, typer.Option(
         "--training-data", help="Training-data note for the metadata (default: the --data folder names).")] = "",
+    purpose: Annotated[str, typer.Option(
+        "--purpose", help="What the model is for, added to the metadata's description (e.g. real photos).")] = "",
     bicubic: Annotated[int | None, typer.Option(
         "--bicubic", min=1, max=8, help="Instead: build the bicubic-interpolation model of this scale.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
@@ -45,7 +47,7 @@ def export(
             return
         from .onnx_export import export_checkpoint
 
-        summary = export_checkpoint(checkpoint, output, fp16, validation, training_data)
+        summary = export_checkpoint(checkpoint, output, fp16, validation, training_data, purpose)
     table = Table(show_header=False, box=None, title=f"wrote {summary.path}")
     for key, value in [
         ("architecture", f"{summary.arch} x{summary.scale}"), ("parameters", f"{summary.params:,}"),

@@ -134,7 +134,7 @@ def parity(model_proto: onnx.ModelProto, reference: SRNet, fp16: bool) -> float:
 
 
 def export_checkpoint(checkpoint: Path, output: Path, fp16: bool = False, validation: str = "",
-                      training_data: str = "") -> ExportSummary:
+                      training_data: str = "", purpose: str = "") -> ExportSummary:
     """Write ``output`` from ``checkpoint`` (ours, or any weight file spandrel knows: the content decides);
     raises TrainingError when it cannot be loaded, is not an RGB upscaler, or parity fails (nothing written)."""
     from .third_party import export_third_party, is_upscale_checkpoint
@@ -161,7 +161,7 @@ def export_checkpoint(checkpoint: Path, output: Path, fp16: bool = False, valida
         validation=validation,
         description=f"{summary.name} x{summary.scale}, {summary.params:,} parameters, "
                     f"{summary.macs_per_output_pixel:,.0f} MACs per output pixel, step {state.get('step')}"
-                    + (", float16" if fp16 else ""),
+                    + (", float16" if fp16 else "") + (f"; {purpose}" if purpose else ""),
     )
     attach_metadata(proto, info)
     onnx.checker.check_model(proto)
