@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
 import subprocess
 import sys
 import tempfile
@@ -28,16 +27,17 @@ from throughput import photo_like
 
 from upscale.deep_color import encode_png16
 
+_MEASURE = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+
 
 def peak_rss_bytes(command: list[str]) -> tuple[int, float]:
-    """Run ``command`` as a child; (its peak RSS in bytes, seconds)."""
+    """Run ``command`` under a small measuring process; (its peak RSS in bytes, seconds). A child's ru_maxrss
+    includes the memory its parent had when forking it (Linux keeps the pre-exec high-water mark), so the
+    parent must be small: a bare interpreter, not this script."""
     start = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if after <= before:
-        raise RuntimeError("ru_maxrss of children did not grow: run each case in a fresh benchmark process")
-    return after * 1024, time.perf_counter() - start
+    done = subprocess.run([sys.executable, "-c", _MEASURE, *command], check=True, capture_output=True, text=True)
+    return int(done.stdout.strip()) * 1024, time.perf_counter() - start
 
 
 def make_image(path: Path, height: int, width: int, deep: bool, alpha: bool) -> None:
