@@ -8,8 +8,11 @@ On one folder of images (generated photo-like ones unless --images is given) and
    same PNG level as the naive way (--png-compression, default 6 = Pillow's) and at the tool's default;
 2. the naive way (`benchmarks/naive_upscale.py`, also a subprocess): the PyTorch checkpoint of the same
    model in eager mode on each whole image, saved with Pillow's defaults, one after the other;
+2a. the simple onnxruntime loop (`benchmarks/simple_ort_loop.py`): one session, whole images, Pillow, the
+   same PNG level: the peer a user with an ONNX model would write;
 3. onnxruntime compute alone on pre-decoded tiles (no I/O): achieved FLOP/s from the model's counted
-   MACs, and its fraction of the CPU's peak (cores x FMA lanes x FMA units x 2 x clock, derivation printed);
+   MACs, and its fraction of the CPU's peak, both nominal (cores x FMA lanes x FMA units x 2 x clock,
+   derivation printed) and measured in the same run (onnxruntime's own fp32 GEMM, `gemm_peak`);
 4. decode + encode + write alone, with the same output settings.
 
 Each is the median of --repeats runs. Prints the ratios (1)/(2), (1)/((3)+(4)), and (3)'s fraction of peak,
@@ -100,6 +103,23 @@ def cpu_peak() -> tuple[float, str]:
     return peak, how
 
 
+def gemm_peak(n: int = 2048, repeats: int = 5) -> float:
+    """fp32 FLOP/s of onnxruntime's own GEMM (MLAS, the kernels its convolutions use) on this machine, now."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "gemm",
+                              [helper.make_tensor_value_info(k, TensorProto.FLOAT, [n, n]) for k in ("a", "b")],
+                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    feed = {"a": a, "b": a}
+    session.run(None, feed)
+    best = min(timed(lambda: session.run(None, feed)) for _ in range(repeats))
+    return 2 * n**3 / best
+
+
 def timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -154,6 +174,14 @@ def main() -> None:
                  "--device", "cpu", "--quiet", "--format", "png"])))
         fast_bytes = sum(p.stat().st_size for p in (work / "fast0").iterdir())
 
+        # 2a. the simple onnxruntime loop (the peer a user with an ONNX model would write), same PNG level
+        simple = []
+        for r in range(args.repeats):
+            out = work / f"simple{r}"
+            loop = [sys.executable, str(HERE / "simple_ort_loop.py"), str(model.path), str(args.images), str(out),
+                    "--png-compression", str(args.png_compression)]
+            simple.append(timed(lambda loop=loop: run_cli(loop)))
+
         # 2. the naive way
         naive, naive_bytes = [], None
         if args.checkpoint:
@@ -181,6 +209,7 @@ def main() -> None:
         big_time = statistics.median(timed(lambda: model(big)) for _ in range(max(7, args.repeats)))
         big_flops = 2 * macs * AUTO_TILE * AUTO_TILE * scale * scale / big_time
         peak, peak_how = cpu_peak()
+        measured_peak = gemm_peak()
 
         # 4. decode + encode + write alone, same output settings, on the model's real outputs (made
         # beforehand, untimed): compression time depends on the content
@@ -214,6 +243,11 @@ def main() -> None:
             "compute_big_tile_gflop_s": round(big_flops / 1e9, 2),
             "cpu_peak_gflop_s": round(peak / 1e9, 1), "cpu_peak_derivation": peak_how,
             "compute_fraction_of_peak": round(big_flops / peak, 3),
+            "measured_peak_gflop_s": round(measured_peak / 1e9, 1),
+            "measured_peak_how": "onnxruntime MatMul 2048x2048x2048 float32, all cores, best of 5",
+            "compute_fraction_of_measured_peak": round(big_flops / measured_peak, 3),
+            "simple_loop_s": round(statistics.median(simple), 3),
+            "speedup_vs_simple_loop": round(statistics.median(simple) / m["e2e"], 2),
             "io_only_s": round(m["io"], 3),
             "e2e_over_compute_plus_io": round(m["e2e"] / (m["compute"] + m["io"]), 3),
         }
