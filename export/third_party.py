@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import hashlib
 import importlib
 import io
 import logging
@@ -35,6 +34,7 @@ from torch import nn
 from upscale.contract import ModelInfo
 from upscale.engine import UpscaleOptions, upscale_picture
 from upscale.errors import TrainingError
+from upscale.files import sha256_of
 from upscale.images import Picture
 from upscale.model import load_model
 
@@ -106,14 +106,6 @@ def is_upscale_checkpoint(path: Path) -> bool:
             if isinstance(arg, str) and op.name.endswith("UNICODE"):
                 strings.add(arg)
     return {"arch", "model", "optimizer", "best_psnr", "config"} <= strings
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class _Forward(nn.Module):

@@ -9,7 +9,6 @@ an unchanged one never does; it is written atomically (a killed conversion leave
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import subprocess
@@ -17,6 +16,7 @@ import sys
 from pathlib import Path
 
 from .errors import ModelError
+from .files import sha256_of
 
 PYTORCH_SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt", ".bin")
 
@@ -29,17 +29,9 @@ def cache_dir() -> Path:
     return Path(base) / "upscale"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def converted(path: Path) -> Path:
     """The cached ONNX model converted from the weight file ``path`` (converting it now if needed)."""
-    target = cache_dir() / "models" / f"{path.stem}-{_sha256(path)[:16]}.onnx"
+    target = cache_dir() / "models" / f"{path.stem}-{sha256_of(path)[:16]}.onnx"
     if target.is_file():
         return target
     if importlib.util.find_spec("torch") is None:

@@ -9,6 +9,7 @@ killed mid-write leaves only a hidden ``.NAME.XXXX.upscale-tmp`` file, which fol
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -49,6 +50,15 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that ``path`` is either absent/old or complete, never partial."""
     with open_atomic(path) as f:
         f.write(data)
+
+
+def sha256_of(path: Path) -> str:
+    """The file's sha256, read in 1 MB pieces (weight files can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def sweep_temp_files(folders: set[Path]) -> None:
