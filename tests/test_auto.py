@@ -79,13 +79,15 @@ def test_dir_with_auto_reports_each_choice(tmp_path: Path) -> None:
     (folder / "q50.jpg").write_bytes(jpeg_bytes(photograph()[:96, :96], 50))
     Image.fromarray(photograph()[:96, :96]).save(folder / "clean.png")
     report = tmp_path / "r.json"
-    result = CliRunner().invoke(app, ["dir", str(folder), str(tmp_path / "out"), "-m", "auto", "--report",
-                                      str(report)])
+    result = CliRunner().invoke(app, ["dir", str(folder), str(tmp_path / "out"), "--report", str(report)])  # default
     assert result.exit_code == 0, result.output
     assert "model auto:" in result.output and "JPEG quality ~50" in result.output
     files = {Path(f["input"]).name: f for f in json.loads(report.read_text())["files"]}
     assert files["clean.png"]["model"] == "repsr-x2" and files["clean.png"]["model_reason"].startswith("clean")
-    assert files["q50.jpg"]["model_reason"].startswith("JPEG quality ~50")
+    assert files["q50.jpg"]["model"] == "photo-x2" and files["q50.jpg"]["model_reason"].startswith("JPEG quality ~50")
     assert json.loads(report.read_text())["context"]["model"] == "auto"
     ray = CliRunner().invoke(app, ["dir", str(folder), str(tmp_path / "o2"), "-m", "auto", "--engine", "ray"])
     assert ray.exit_code == 1 and "--engine local only" in ray.output
+    from upscale.runner import run_directory  # without -m, Ray runs the default model (its actors hold one)
+
+    assert run_directory(folder, tmp_path / "o3", engine="local").context["model"] == "auto"

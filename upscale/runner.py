@@ -60,13 +60,15 @@ def _as_uri(location: str) -> str:
     return location if is_uri(location) else Path(location).resolve().as_uri()
 
 
-def run_directory(input_dir: str | Path, output_dir: str | Path, model: str = "default", *, device: str = "auto",
+def run_directory(input_dir: str | Path, output_dir: str | Path, model: str | None = None, *, device: str = "auto",
                   threads: int | None = None, options: UpscaleOptions | None = None,
                   output: OutputOptions | None = None, engine: str = "local", ray: RayOptions | None = None,
                   report: Path | None = None, observer: Observer | None = None) -> FolderRun:
     """Upscale every image of ``input_dir`` into ``output_dir``; returns every file's result and the context.
 
-    Raises UpscaleError (DeviceError, ModelError) before any file runs when the run cannot start. Ctrl-C or
+    ``model`` None is ``auto`` on the local engine (the clean or the photo model per file, `upscale.auto`) and
+    the default model on Ray (whose actors hold one model). Raises UpscaleError (DeviceError, ModelError) before
+    any file runs when the run cannot start. Ctrl-C or
     SIGTERM (raised as KeyboardInterrupt) stops it after the running writes finish: the results so far come
     back with ``interrupted`` set, and the report is written all the same.
     """
@@ -82,6 +84,7 @@ def run_directory(input_dir: str | Path, output_dir: str | Path, model: str = "d
         jobs, results = plan_remote(*uris, output)
     else:
         jobs, results = plan_directory(Path(input_dir), Path(output_dir), output)
+    model = model or ("default" if engine == "ray" else "auto")
     if engine == "ray":
         from .ray_engine import import_ray, run_on_ray
 

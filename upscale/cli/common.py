@@ -17,8 +17,10 @@ from ..runner import load_for_run
 from .console import error, note
 
 ModelOption = Annotated[
-    str, typer.Option("--model", "-m", help="Bundled model name, 'default', 'auto' (clean or photo model per file, "
-                                            "from its JPEG quality, blockiness and noise), or an .onnx file.")
+    str | None, typer.Option(
+        "--model", "-m", show_default="auto",
+        help="'auto' (per file, the clean or the photo model, from its JPEG quality, blockiness and noise), a bundled "
+             "model's name, 'default' (repsr-x2), an .onnx file, or a PyTorch weight file (.pth, .safetensors).")
 ]
 DeviceOption = Annotated[
     str, typer.Option("--device", "-d", help="auto, cpu, cuda or cuda:N. auto uses CUDA only when it really runs.")

@@ -48,7 +48,7 @@ def dir_command(
     input_dir: Annotated[str, typer.Argument(help="Folder of images to upscale (or, with --engine ray, a URI).",
                                              show_default=False)],
     output_dir: Annotated[str, typer.Argument(help="Folder for the results, created if needed (or a URI).")],
-    model: ModelOption = "default",
+    model: ModelOption = None,
     device: DeviceOption = "auto",
     scale: ScaleOption = None,
     tile: TileOption = None,

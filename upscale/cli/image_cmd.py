@@ -37,7 +37,7 @@ def _format_for(path: Path) -> str:
 def image_command(
     input_file: Annotated[Path, typer.Argument(help="Image to upscale.")],
     output_file: Annotated[Path, typer.Argument(help="Where to write it; the extension picks the format.")],
-    model: ModelOption = "default",
+    model: ModelOption = None,
     device: DeviceOption = "auto",
     scale: ScaleOption = None,
     tile: TileOption = None,
@@ -55,7 +55,7 @@ def image_command(
             raise UpscaleError(f"{output_file}: exists (use --overwrite to replace it)")
         fmt = _format_for(output_file)
         size, _, deep = probe_header(input_file)
-        loaded = open_model(model, device, threads, quiet, scale)
+        loaded = open_model(model or "auto", device, threads, quiet, scale)
         output = OutputOptions(quality=quality, png_compression=png_compression, overwrite=True,
                                max_memory=max_memory)
         job = Job(input_file, output_file, fmt, size, deep)
