@@ -96,3 +96,15 @@ def test_expected_errors_are_one_line_and_choices_are_checked(tmp_path: Path) ->
     assert nothing.exit_code == 2 and "--data" in nothing.output
     help_text = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output
     assert "realistic" in help_text and "bf16" in help_text
+
+
+def test_resume_rules_without_the_command_line() -> None:
+    from upscale.errors import UsageError
+    from upscale.train.config import TrainConfig, config_for_resume
+
+    saved = {**TrainConfig(lr=3e-3, patch=16, data=["d"]).__dict__, "retired_option": 1}  # an older field: dropped
+    cfg, warnings = config_for_resume(saved, {"threads": 2, "lr": 3e-3, "out": "elsewhere"})
+    assert cfg.lr == 3e-3 and cfg.patch == 16 and cfg.threads == 2 and cfg.out == "elsewhere"
+    assert warnings == ["--threads 2 on resume (the run had None)"]  # out is where the run lives: no warning
+    with pytest.raises(UsageError, match="--batch-size 8 .the run has 16.*--arch-option"):
+        config_for_resume(saved, {"batch_size": 8, "arch_options": {"depth": 3}})
