@@ -99,8 +99,9 @@ def test_expected_errors_are_one_line_and_choices_are_checked(tmp_path: Path) ->
 
 
 def test_resume_rules_without_the_command_line() -> None:
-    from upscale.errors import UsageError
     from upscale.train.config import TrainConfig, config_for_resume
+
+    from upscale.errors import UsageError
 
     saved = {**TrainConfig(lr=3e-3, patch=16, data=["d"]).__dict__, "retired_option": 1}  # an older field: dropped
     cfg, warnings = config_for_resume(saved, {"threads": 2, "lr": 3e-3, "out": "elsewhere"})
