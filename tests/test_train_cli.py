@@ -107,5 +107,5 @@ def test_resume_rules_without_the_command_line() -> None:
     cfg, warnings = config_for_resume(saved, {"threads": 2, "lr": 3e-3, "out": "elsewhere"})
     assert cfg.lr == 3e-3 and cfg.patch == 16 and cfg.threads == 2 and cfg.out == "elsewhere"
     assert warnings == ["--threads 2 on resume (the run had None)"]  # out is where the run lives: no warning
-    with pytest.raises(UsageError, match="--batch-size 8 .the run has 16.*--arch-option"):
+    with pytest.raises(UsageError, match=r"--batch-size 8 \(the run has 16\).*--arch-option"):
         config_for_resume(saved, {"batch_size": 8, "arch_options": {"depth": 3}})
