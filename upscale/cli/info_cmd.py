@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..auto import PAIRS
 from ..registry import DEFAULT_MODEL, bundled_models
 from .common import DeviceOption, error_boundary, open_model
 from .console import out
@@ -46,6 +47,9 @@ def models_command() -> None:
         table = Table("name", "scale", "architecture", "description")
         for name, path in bundled_models().items():
             info = open_model(str(path), "cpu", None, quiet=True).info
-            label = f"{name} (default)" if name == DEFAULT_MODEL else name
+            roles = (["default"] if name == DEFAULT_MODEL else []) + [
+                f"auto: {'clean' if name == clean else 'degraded'} x{scale}" for scale, (clean, photo) in PAIRS.items()
+                if name in (clean, photo)]
+            label = f"{name} ({', '.join(roles)})" if roles else name
             table.add_row(label, str(info.scale), info.architecture, info.description)
         out.print(table)
