@@ -70,11 +70,15 @@ def test_the_photo_model_ships_and_beats_the_clean_model_on_a_jpeg() -> None:
     """photo-x2 is for degraded pictures: on a JPEG (quality 50) of a held-out photograph it must beat the clean
     default (measured: +0.32 dB on astronaut, +0.50 on coffee; the default is below bicubic there)."""
     skimage_data = pytest.importorskip("skimage.data")
+    from upscale.auto import load_auto
     from upscale.bicubic import imresize
     from upscale.degrade import apply_spec, parse_spec
     from upscale.evaluate import model_upscaler
     from upscale.metrics import y_psnr_ssim
 
+    for factor, name in ((2, "photo-x2"), (4, "photo-x4")):  # auto has a photo model for both scales
+        assert load_auto(factor, "cpu").photo.path.stem == name
+    assert load_model("photo-x4", "cpu").info.scale == 4 and "jpeg:50" in load_model("photo-x4", "cpu").info.validation
     photo_model = load_model("photo-x2", "cpu")
     info = photo_model.info
     assert info.scale == 2 and info.architecture == "repsr" and "realistic" in info.training_data
