@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .device import Device
 from .evidence import Evidence, gather
 from .images import Picture
 from .model import UpscaleModel, load_model
@@ -52,6 +53,11 @@ class AutoModel:
     @property
     def scale(self) -> int:
         return self.clean.scale
+
+    @property
+    def device(self) -> Device:
+        """Where both models run (they are loaded on the same device)."""
+        return self.clean.device
 
     def choose(self, picture: Picture) -> tuple[UpscaleModel, str]:
         """The model for ``picture`` and a short reason (for the report and the progress line)."""

@@ -135,8 +135,7 @@ def run_job(model: UpscaleModel | AutoModel, job: Job, options: UpscaleOptions, 
     step = "decode"
     return_large_blocks_to_the_system()
     try:
-        model_scale = model.scale
-        check_fits(job, options.factor or model_scale, budget(output.max_memory))
+        check_fits(job, options.factor_for(model.scale), budget(output.max_memory))
         picture = decode_job(job, output)
         result.input_size = picture.size
         step = "upscale"

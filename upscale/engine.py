@@ -31,6 +31,10 @@ class UpscaleOptions:
     batch_size: int = 4
     """Tiles of equal shape run together in batches of this many."""
 
+    def factor_for(self, model_scale: int) -> float:
+        """The overall factor a model of ``model_scale`` runs at: ``factor``, else the model's own scale."""
+        return self.factor or float(model_scale)
+
 
 def passes_needed(model_scale: int, factor: float) -> int:
     """How many model passes reach ``factor`` (at least one; more while the model's scale falls short)."""
@@ -78,7 +82,7 @@ def upscale_picture(model: UpscaleModel, picture: Picture, options: UpscaleOptio
     input pixels of each finished tile, for progress bars.
     """
     h, w = picture.pixels.shape[:2]
-    factor = options.factor or float(model.scale)
+    factor = options.factor_for(model.scale)
     passes = passes_needed(model.scale, factor)
     gray = picture.pixels.shape[2] == 1
     colour = np.repeat(picture.pixels, 3, axis=2) if gray else picture.pixels

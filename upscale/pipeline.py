@@ -85,9 +85,8 @@ def run_pipelined(
     (`upscale.memory`, measured when the run starts): a file predicted not to fit alone is refused before it
     is decoded, and the next file waits until enough of the others are written."""
     if workers is None:
-        runs = model.clean if isinstance(model, AutoModel) else model
-        workers = IOWorkers.for_device(runs.device.kind)
-    factor = options.factor or float(model.scale)
+        workers = IOWorkers.for_device(model.device.kind)
+    factor = options.factor_for(model.scale)
     return_large_blocks_to_the_system()
     room = budget(output.max_memory)
     needs: dict[int, int] = {}  # id(job) -> predicted bytes, for the jobs in flight

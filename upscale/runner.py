@@ -94,9 +94,8 @@ def run_directory(input_dir: str | Path, output_dir: str | Path, model: str | No
         model_path, device_name, model_scale = str(resolve_model_path(model)), device, None
     else:
         loaded = load_for_run(model, device, threads, options.factor)
-        runs = loaded.clean if isinstance(loaded, AutoModel) else loaded
         model_path = "auto" if isinstance(loaded, AutoModel) else str(loaded.path)
-        device_name, model_scale = str(runs.device), loaded.scale
+        device_name, model_scale = str(loaded.device), loaded.scale
         if observer:
             observer.model_ready(loaded)
     if observer:
