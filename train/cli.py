@@ -16,7 +16,9 @@ from upscale.errors import UsageError
 from .arch import architectures, create_model
 from .checkpoint import load_checkpoint
 from .config import TrainConfig, config_for_resume
-from .trainer import train
+from .data import DEGRADATIONS
+from .losses import PIXEL_LOSSES
+from .trainer import AMP_MODES, OPTIMIZERS, train
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -44,24 +46,15 @@ def _list_archs(value: bool) -> None:
 _D = TrainConfig()  # the defaults, written once in TrainConfig; --help shows them
 
 
-class Optimizer(str, Enum):
-    adam = "adam"
-    adamw = "adamw"
+def _choices(name: str, values) -> type[Enum]:
+    """An enum of the choices the training code itself accepts, so --help lists them and Typer rejects typos."""
+    return Enum(name, {value: value for value in values}, type=str)
 
 
-class Loss(str, Enum):
-    l1 = "l1"
-    mse = "mse"
-
-
-class Amp(str, Enum):
-    off = "off"
-    bf16 = "bf16"
-
-
-class Degradation(str, Enum):
-    bicubic = "bicubic"
-    realistic = "realistic"
+Optimizer = _choices("Optimizer", OPTIMIZERS)
+Loss = _choices("Loss", PIXEL_LOSSES)
+Amp = _choices("Amp", AMP_MODES)
+Degradation = _choices("Degradation", DEGRADATIONS)
 
 
 _DEFAULT_AMP, _DEFAULT_LOSS = Amp(_D.amp), Loss(_D.loss)

@@ -70,13 +70,16 @@ class PerceptualLoss(nn.Module):
         return F.l1_loss(f_sr, f_hr)
 
 
+PIXEL_LOSSES = ("l1", "mse")
+
+
 class SRLoss(nn.Module):
     """pixel + fft_weight * Fourier L1 + perceptual_weight * VGG; returns the total and its parts."""
 
     def __init__(self, pixel: str = "l1", fft_weight: float = 0.0, perceptual_weight: float = 0.0,
                  vgg_weights: Path | None = None) -> None:
         super().__init__()
-        if pixel not in ("l1", "mse"):
+        if pixel not in PIXEL_LOSSES:
             raise TrainingError(f"--loss must be l1 or mse, got {pixel!r}")
         self.pixel = F.l1_loss if pixel == "l1" else F.mse_loss
         self.fft_weight = fft_weight
