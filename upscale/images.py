@@ -92,14 +92,6 @@ def probe_header(path: Path) -> tuple[tuple[int, int], str, bool]:
         raise ImageError(path, describe_error(exc)) from None
 
 
-def probe_size(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
-    """Width and height from the header alone (for progress weights); raises ImageError."""
-    size, _, _ = probe_header(path)
-    if size[0] * size[1] > max_pixels:
-        raise ImageError(path, f"image of {size[0]}x{size[1]} exceeds the {max_pixels:,}-pixel limit")
-    return size
-
-
 def describe_error(exc: BaseException) -> str:
     """The one-line cause of a failed open or decode, for reports."""
     if isinstance(exc, Image.UnidentifiedImageError):
