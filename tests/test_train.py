@@ -39,15 +39,17 @@ def measured_receptive_field(model: torch.nn.Module, size: int = 41) -> int:
     return int(max(centre - rows.min(), rows.max() - centre))
 
 
-@pytest.mark.parametrize(("arch", "options"), [("srcnn", {"channels": 8, "hidden": 4}), ("repsr", TINY)])
+@pytest.mark.parametrize(("arch", "options"), [("srcnn", {"channels": 8, "hidden": 4}), ("repsr", TINY),
+                                                ("repsr-relu", TINY)])
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_declared_receptive_field_covers_the_real_one(arch: str, options: dict, scale: int) -> None:
     model = create_model(arch, scale, **options)
     assert measured_receptive_field(model.fold()) <= model.receptive_field
 
 
-def test_folded_network_equals_training_network() -> None:
-    model = create_model("repsr", 2, **TINY)
+@pytest.mark.parametrize("arch", ["repsr", "repsr-relu"])
+def test_folded_network_equals_training_network(arch: str) -> None:
+    model = create_model(arch, 2, **TINY)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.1)  # make every branch matter
@@ -62,6 +64,11 @@ def test_registry_numbers() -> None:
     d = create_model("repsr", 2).describe()
     assert d.macs_per_output_pixel <= 25_000 and d.receptive_field == 10
     assert d.params == sum(p.numel() for p in create_model("repsr", 2).fold().parameters())
+    fast = create_model("repsr-relu", 2)
+    # fast-x2's budget (issue 14): at most 8,000. 16 channels, 12 layers in LR space, a quarter per output pixel.
+    assert fast.describe().macs_per_output_pixel == (3 * 16 * 9 + 12 * 16 * 16 * 9 + 16 * 12 * 9 + 12 * 25) / 4
+    assert fast.describe().macs_per_output_pixel <= 8_000
+    assert not any(isinstance(m, torch.nn.PReLU) for m in fast.fold().modules())
     srcnn = create_model("srcnn", 2)
     # 9-5-5 with 64/32 channels in HR space: 9*9*3*64 + 5*5*64*32 + 5*5*32*3 per output pixel, plus bicubic.
     assert macs_per_output_pixel(srcnn) == 9 * 9 * 3 * 64 + 5 * 5 * 64 * 32 + 5 * 5 * 32 * 3 + 3 * 25
@@ -104,6 +111,43 @@ def test_patches_equal_whole_image_downscale() -> None:
                             assert np.array_equal(whole[y // 2 : y // 2 + 8, x // 2 : x // 2 + 8], ll)
                             found = True
         assert found
+
+
+def nearest_2x(lr: np.ndarray) -> np.ndarray:
+    return np.repeat(np.repeat(lr, 2, axis=0), 2, axis=1)
+
+
+def test_teacher_patches_lie_on_the_hr_grid() -> None:
+    """With a teacher, each pair carries the teacher's output for the same place, orientation and mirror."""
+    images = [photo(40, 48, seed=i) for i in range(3)]
+    plain = PatchSampler(images, 2, 16, 4, seed=2, degradation="realistic", copies=3)
+    taught = PatchSampler(images, 2, 16, 4, seed=2, degradation="realistic", copies=3)
+    taught.set_teacher(nearest_2x)  # a teacher whose output is checkable from the LR patch alone
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        lr, hr, teacher = taught.pair(rng)
+        assert np.array_equal(teacher, nearest_2x(lr)) and teacher.shape == hr.shape
+    lr_a, hr_a = plain.batch(3)
+    lr_b, hr_b, teacher = taught.batch(3)
+    assert torch.equal(lr_a, lr_b) and torch.equal(hr_a, hr_b)  # the teacher changes no draw
+    assert teacher.shape == hr_b.shape and teacher.dtype == torch.uint8
+    with pytest.raises(TrainingError, match="another scale"):
+        taught.set_teacher(lambda lr: lr)
+
+
+def test_distillation_adds_the_teachers_term(tmp_path: Path) -> None:
+    teacher = tiny_config(tmp_path / "teacher", steps=2, val=[])
+    train(teacher)
+    cfg = tiny_config(tmp_path / "student", steps=2, val=[], log_every=1, arch="repsr-relu",
+                      teacher=str(Path(teacher.out) / "last.pt"), distill_weight=0.5)
+    record = train(cfg)
+    assert record["distill"] > 0
+    assert record["loss"] == pytest.approx(record["pixel"] + 0.5 * record["distill"], rel=1e-5)
+    with pytest.raises(TrainingError, match="--distill-weight"):
+        train(tiny_config(tmp_path / "no-weight", steps=1, val=[], teacher=cfg.teacher))
+    four = tiny_config(tmp_path / "x4", steps=1, val=[], scale=4, patch=32, teacher=cfg.teacher, distill_weight=1.0)
+    with pytest.raises(TrainingError, match="a 2x model, the run is 4x"):
+        train(four)
 
 
 def test_downscale_is_matlab_imresize() -> None:

@@ -189,9 +189,9 @@ class RepSR(SRNet):
     def __init__(self, scale: int, channels: int = 32, depth: int = 8) -> None:
         super().__init__()
         self.scale, self.channels, self.depth = scale, channels, depth
-        layers: list[nn.Module] = [RepConv(3, channels), nn.PReLU(channels)]
+        layers: list[nn.Module] = [RepConv(3, channels), self.activation(channels)]
         for _ in range(depth):
-            layers += [RepConv(channels, channels), nn.PReLU(channels)]
+            layers += [RepConv(channels, channels), self.activation(channels)]
         layers += [RepConv(channels, 3 * scale * scale)]
         self.body = nn.Sequential(*layers)
         self.upsample = BicubicUpsample(scale)
@@ -200,6 +200,10 @@ class RepSR(SRNet):
             for conv in (last.conv3, last.conv1):
                 conv.weight.mul_(0.01)
                 conv.bias.zero_()
+
+    @staticmethod
+    def activation(channels: int) -> nn.Module:
+        return nn.PReLU(channels)
 
     def config(self) -> dict[str, int]:
         return {"channels": self.channels, "depth": self.depth}
@@ -217,3 +221,21 @@ class RepSR(SRNet):
             if isinstance(layer, RepConv):
                 folded.body[i] = layer.folded()
         return folded
+
+
+@register("repsr-relu")
+class RepSRReLU(RepSR):
+    """`repsr` with ReLU in place of PReLU, for the cheapest models (`fast-x2`).
+
+    onnxruntime's CPU convolution applies ReLU in the same pass (its NCHWc kernels fuse Relu, not PReLU),
+    while each PReLU is a pass of its own over the feature maps: with 16 channels, 12 layers, whole
+    tiles ran at 11.5 MP/s out with ReLU against 7.4 with PReLU on a 2-core EPYC. ReLU is also what
+    int8 kernels fuse. Defaults: 16 channels, 12 layers, 7,527 multiply-adds per output pixel at 2x.
+    """
+
+    def __init__(self, scale: int, channels: int = 16, depth: int = 12) -> None:
+        super().__init__(scale, channels, depth)
+
+    @staticmethod
+    def activation(channels: int) -> nn.Module:
+        return nn.ReLU(inplace=True)

@@ -102,6 +102,11 @@ def main_command(
     perceptual_weight: Annotated[float, typer.Option("--perceptual-weight",
                                                      help="VGG19 feature loss weight.")] = _D.perceptual_weight,
     vgg_weights: Annotated[Path | None, typer.Option("--vgg-weights", help="torchvision VGG19 .pth file.")] = None,
+    teacher: Annotated[Path | None, typer.Option(
+        "--teacher", help="Distil: a checkpoint (e.g. the default model's) whose outputs the network also learns.")
+    ] = None,
+    distill_weight: Annotated[float, typer.Option(
+        "--distill-weight", min=0.0, help="Weight of the L1 distance to the teacher's output.")] = _D.distill_weight,
     val_every: Annotated[int, typer.Option("--val-every", min=1)] = _D.val_every,
     log_every: Annotated[int, typer.Option("--log-every", min=1)] = _D.log_every,
     save_every: Annotated[int, typer.Option("--save-every", min=1)] = _D.save_every,

@@ -45,6 +45,8 @@ class TrainConfig:
     fft_weight: float = 0.0
     perceptual_weight: float = 0.0
     vgg_weights: str | None = None
+    teacher: str | None = None  # checkpoint of a stronger model whose outputs the network also learns from
+    distill_weight: float = 0.0  # weight of the L1 distance to the teacher's output (0 with no teacher)
     # --- run ---
     out: str = "runs/default"
     seed: int = 0

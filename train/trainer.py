@@ -35,7 +35,7 @@ from upscale.evaluate import evaluate, summarise
 from upscale.files import write_atomic
 
 from .arch import SRNet, create_model
-from .checkpoint import checkpoint_state, init_weights, load_checkpoint, save_checkpoint
+from .checkpoint import checkpoint_state, init_weights, load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import PatchSampler, load_images, prefetch, to_unit
 from .losses import SRLoss
@@ -202,16 +202,21 @@ def _restore(run: Run, state: dict) -> None:
     random.setstate(state["rng"]["python"])
 
 
-def _step(run: Run, step: int, lr_batch: torch.Tensor, hr_batch: torch.Tensor, criterion: SRLoss,
+def _step(run: Run, step: int, batch: tuple[torch.Tensor, ...], criterion: SRLoss,
           autocast: contextlib.AbstractContextManager) -> tuple[torch.Tensor, dict, float]:
-    """One optimisation step: forward, loss, backward, clip, Adam, EMA. Returns loss, its parts and the lr."""
+    """One optimisation step: forward, loss (plus the distance to the teacher's patch when the batch has
+    one), backward, clip. Returns loss, its parts and the lr."""
     lr_now = lr_at(step, run.cfg)
     for g in run.opt.param_groups:
         g["lr"] = lr_now
-    lr_batch, hr_batch = to_unit(lr_batch, run.device), to_unit(hr_batch, run.device)
+    lr_batch, hr_batch, *teacher = (to_unit(t, run.device) for t in batch)
     with autocast:
         sr = run.net(lr_batch)
     loss, parts = criterion(sr.float(), hr_batch)
+    if teacher:
+        distill = torch.nn.functional.l1_loss(sr.float(), teacher[0])
+        loss = loss + run.cfg.distill_weight * distill
+        parts["distill"] = float(distill.detach())
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     if run.cfg.grad_clip > 0:
@@ -224,6 +229,17 @@ def _apply(run: Run, step: int) -> None:
     run.opt.step()
     if run.ema is not None:
         update_ema(run.ema, run.model, run.cfg.ema, step)
+
+
+def _attach_teacher(sampler: PatchSampler, cfg: TrainConfig, device: torch.device) -> None:
+    """Distillation: the teacher checkpoint's network (EMA weights) upscales the training pool once."""
+    if cfg.distill_weight <= 0:
+        raise TrainingError("--teacher needs a --distill-weight above 0 (the weight of the teacher's term)")
+    state = load_checkpoint(Path(cfg.teacher))
+    if state["arch"]["scale"] != cfg.scale:
+        raise TrainingError(f"{cfg.teacher}: the teacher is a {state['arch']['scale']}x model, the run is {cfg.scale}x")
+    teacher = model_from_checkpoint(state).fold().to(device).eval()
+    sampler.set_teacher(torch_upscaler(teacher, device))
 
 
 def _validate_and_keep_best(run: Run, done: int, metrics_path: Path, progress) -> None:
@@ -251,6 +267,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None) -> dict:
     images = load_images([Path(d) for d in cfg.data], cfg.patch)
     sampler = PatchSampler(images.images, cfg.scale, cfg.patch, cfg.batch_size, cfg.seed, run.rank, cfg.degradation,
                            cfg.degradation_copies, cfg.threads)
+    if cfg.teacher:
+        _attach_teacher(sampler, cfg, run.device)
     criterion = SRLoss(cfg.loss, cfg.fft_weight, cfg.perceptual_weight,
                        Path(cfg.vgg_weights) if cfg.vgg_weights else None).to(run.device)
     metrics_path = out / "metrics.jsonl"
@@ -274,9 +292,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None) -> dict:
     wait_start = time.perf_counter()
     completed: int | None = run.start  # steps fully applied to weights, EMA and optimiser
     try:
-        for step, (lr_batch, hr_batch) in enumerate(prefetch(sampler, run.start, cfg.steps), start=run.start):
+        for step, batch in enumerate(prefetch(sampler, run.start, cfg.steps), start=run.start):
             data_wait += time.perf_counter() - wait_start
-            loss, parts, lr_now = _step(run, step, lr_batch, hr_batch, criterion, autocast)
+            loss, parts, lr_now = _step(run, step, batch, criterion, autocast)
             completed = None  # from here until `done` the weights, EMA and optimiser are mid-update
             _apply(run, step)
             done = completed = step + 1
