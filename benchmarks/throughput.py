@@ -226,7 +226,7 @@ def main() -> None:
 
         m = {k: statistics.median(v) for k, v in {"e2e": e2e, "compute": compute, "io": io}.items()}
         result = {
-            "machine": {"cpu": platform.processor() or _cpu_name(), "cores": len(os.sched_getaffinity(0)),
+            "machine": {"cpu": platform.processor() or cpu_name(), "cores": len(os.sched_getaffinity(0)),
                         "python": platform.python_version(), "onnxruntime": ort.__version__},
             "model": {"path": str(model.path), "architecture": model.info.architecture, "scale": scale,
                       "macs_per_output_pixel": round(macs)},
@@ -266,7 +266,7 @@ def main() -> None:
         print(f"{key:>28}: {value}")
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()

@@ -96,3 +96,28 @@ def test_batches_are_capped_by_window_pixels() -> None:
     assert [len(b) for b in tile_batches(tiles, 4, max_pixels=600_000)] == [2] * 8
     assert [len(b) for b in tile_batches(tiles, 4, max_pixels=100_000)] == [1] * 16  # never less than one
     assert [len(b) for b in tile_batches(tiles, 3, max_pixels=10**9)] == [3] * 5 + [1]
+    # two lanes: batches hold an even number of tiles where more than one fits, so neither lane idles
+    assert [len(b) for b in tile_batches(tiles, 3, max_pixels=10**9, lanes=2)] == [2] * 8
+    assert [len(b) for b in tile_batches(tiles, 4, max_pixels=100_000, lanes=2)] == [1] * 16
+
+
+def test_explicit_tiles_are_equal_along_each_axis() -> None:
+    """--tile N means tiles of at most N: 1072 rows at 1024 are two cores of 536, not 1024 + 48, whose window
+    would cost as much as a full one (the image computed 2.2 times over instead of 1.07)."""
+    tiles = plan_tiles(1072, 2000, 1024, 12)
+    assert {t.window_shape for t in tiles} == {(536 + 24, 1000 + 24)} and len(tiles) == 4
+    computed = sum(t.window_shape[0] * t.window_shape[1] for t in tiles)
+    assert computed / (1072 * 2000) < 1.08
+    assert {(t.rows.core_hi - t.rows.core_lo) for t in plan_tiles(321, 481, 256, 12)} == {160, 161}
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_in_place_quantisation_gives_from_unit_floats_bytes(dtype) -> None:
+    from upscale.pixels import from_unit_float, quantise_in_place
+
+    values = np.random.default_rng(1).normal(0.5, 0.4, (3, 40, 50)).astype(np.float32)  # some outside [0, 1]
+    values[0, 0, :4] = [0.0, 1.0, 0.5 / 255, 254.5 / 255]  # the ends and rounding ties
+    want = from_unit_float(values, dtype)
+    out = np.empty_like(want)
+    np.copyto(out, quantise_in_place(values.copy(), dtype), casting="unsafe")
+    assert np.array_equal(out, want)

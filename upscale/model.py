@@ -65,6 +65,11 @@ class UpscaleModel:
     def scale(self) -> int:
         return self.info.scale
 
+    @property
+    def parallelism(self) -> int:
+        """How many tiles a batch should hold a multiple of, so that no lane idles (see `tiling.tile_batches`)."""
+        return max(1, len(self.lanes))
+
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Upscale ``batch`` (N,3,H,W) float32 in [0,1]; returns (N,3,sH,sW) float32, not clipped."""
         h, w = batch.shape[2:]

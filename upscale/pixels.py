@@ -28,6 +28,19 @@ def from_unit_float(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return values.astype(dtype, copy=False)
 
 
+def quantise_in_place(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """`from_unit_float`'s arithmetic done in ``values``' own memory (a float32 array the caller owns), stopping
+    short of the cast: integer ``dtype``s get ``clip(v * peak + 0.5, 0.5, peak + 0.5)``, the very floats
+    `from_unit_float` truncates, so a cast into the destination (``np.copyto(..., casting="unsafe")``) gives its
+    bytes without the three temporary arrays it allocates; float ``dtype``s get the clip to [0, 1]."""
+    peak = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(np.dtype(dtype))
+    if peak is None:
+        return np.clip(values, 0.0, 1.0, out=values)
+    values *= np.float32(peak)
+    values += np.float32(0.5)
+    return np.clip(values, np.float32(0.5), np.float32(peak + 0.5), out=values)
+
+
 def uint16_to_uint8(values: np.ndarray) -> np.ndarray:
     """Round 16-bit samples to the nearest 8-bit level (65535 -> 255)."""
     return ((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)

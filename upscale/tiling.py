@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .pixels import from_unit_float, to_unit_float
+from .pixels import quantise_in_place, to_unit_float
 
 AUTO_TILE = 384
 """Largest tile side used by ``tile=None``; each axis is then cut into equal tiles no larger than this,
@@ -62,7 +62,7 @@ def axis_spans(size: int, tile: int, overlap: int) -> list[Span]:
 
 def plan_tiles(height: int, width: int, tile: int | None, overlap: int, scale: int = 2) -> list[Tile]:
     """All tiles of an image; ``tile`` of 0 means one tile for the whole image, None the automatic size
-    (`auto_tile` of the model's ``scale``)."""
+    (`auto_tile` of the model's ``scale``), a number tiles of at most that side."""
     rows = axis_spans(height, _tile_for(height, tile, scale), overlap)
     cols = axis_spans(width, _tile_for(width, tile, scale), overlap)
     return [Tile(r, c) for r in rows for c in cols]
@@ -81,9 +81,13 @@ def max_batch_pixels(scale: int) -> int:
 
 
 def _tile_for(size: int, tile: int | None, scale: int) -> int:
-    if tile is None:  # automatic: equal tiles of at most auto_tile(scale)
-        return math.ceil(size / math.ceil(size / auto_tile(scale)))
-    return tile or size
+    """The core side along one axis: equal tiles of at most ``tile`` (or `auto_tile`), the whole axis for 0.
+
+    Equal, because windows keep one shape (batched, shifted inward at the far border): cutting 1072 rows at
+    1024 made a 48-row core that still paid for a whole 1048-row window (2.2x the image's pixels computed
+    for --tile 1024 on a 2000x1072 photo, against 1.07x for two 536-row tiles; benchmarks/engine_map.py)."""
+    limit = auto_tile(scale) if tile is None else tile or size
+    return math.ceil(size / math.ceil(size / limit))
 
 
 MAX_BATCH_PIXELS = 2 * 408 * 408
@@ -92,14 +96,19 @@ pixel for the 32-channel default model), so this bounds it near 220 MB, while tw
 overlap) still fill the two CPU lanes (benchmarks/memory.py)."""
 
 
-def tile_batches(tiles: list[Tile], batch_size: int, max_pixels: int = MAX_BATCH_PIXELS) -> Iterator[list[Tile]]:
+def tile_batches(tiles: list[Tile], batch_size: int, max_pixels: int = MAX_BATCH_PIXELS,
+                 lanes: int = 1) -> Iterator[list[Tile]]:
     """Tiles grouped as the engine runs them: equal window shapes together, at most ``batch_size`` each and at
-    most ``max_pixels`` window pixels (but at least one tile)."""
+    most ``max_pixels`` window pixels (but at least one tile), and a multiple of ``lanes`` tiles where more than
+    one fits: a batch of 3 on 2 lanes keeps one lane idle a third of the time (0.76 of raw onnxruntime's
+    throughput for 6 windows of 313 pixels, 0.5 MP images at the automatic tile)."""
     by_shape: dict[tuple[int, int], list[Tile]] = defaultdict(list)
     for t in tiles:
         by_shape[t.window_shape].append(t)
     for (h, w), group in by_shape.items():
         size = max(1, min(batch_size, max_pixels // (h * w)))
+        if size > lanes:
+            size -= size % lanes
         for i in range(0, len(group), size):
             yield group[i : i + size]
 
@@ -127,17 +136,18 @@ def upscale_array(
     h, w = pixels.shape[:2]
     dtype = np.dtype(out_dtype or pixels.dtype)
     out = np.empty((h * scale, w * scale, 3), dtype)
-    for group in tile_batches(plan_tiles(h, w, tile, overlap, scale), batch_size, max_batch_pixels(scale)):
+    lanes = getattr(model, "parallelism", 1)
+    for group in tile_batches(plan_tiles(h, w, tile, overlap, scale), batch_size, max_batch_pixels(scale), lanes):
         windows = [pixels[t.rows.lo : t.rows.hi, t.cols.lo : t.cols.hi] for t in group]
         batch = to_unit_float(np.stack(windows)).transpose(0, 3, 1, 2)
-        result = model(np.ascontiguousarray(batch))
+        result = quantise_in_place(np.require(model(np.ascontiguousarray(batch)), np.float32, "W"), dtype)
         for t, y in zip(group, result, strict=True):
             r0, r1 = (t.rows.core_lo - t.rows.lo) * scale, (t.rows.core_hi - t.rows.lo) * scale
             c0, c1 = (t.cols.core_lo - t.cols.lo) * scale, (t.cols.core_hi - t.cols.lo) * scale
             core = y[:, r0:r1, c0:c1].transpose(1, 2, 0)
             rows = slice(t.rows.core_lo * scale, t.rows.core_hi * scale)
             cols = slice(t.cols.core_lo * scale, t.cols.core_hi * scale)
-            out[rows, cols] = from_unit_float(core, dtype)
+            np.copyto(out[rows, cols], core, casting="unsafe")
             if on_tile:
                 on_tile((t.rows.core_hi - t.rows.core_lo) * (t.cols.core_hi - t.cols.core_lo))
     return out

@@ -27,7 +27,8 @@ DeviceOption = Annotated[
 ]
 TileOption = Annotated[
     int | None,
-    typer.Option("--tile", min=0, help="Tile size in input pixels; 0 = whole image; default: automatic (512)."),
+    typer.Option("--tile", min=0, help="Largest tile side in input pixels (equal tiles along each axis); "
+                                       "0 = whole image; default: automatic (384 at 2x, 272 at 4x)."),
 ]
 ScaleOption = Annotated[
     float | None,
