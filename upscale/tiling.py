@@ -10,8 +10,10 @@ at the image borders rather than cut, so (almost) all windows share one shape an
 from __future__ import annotations
 
 import math
+import os
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,6 +115,75 @@ def tile_batches(tiles: list[Tile], batch_size: int, max_pixels: int = MAX_BATCH
             yield group[i : i + size]
 
 
+BAND_PIXELS = 1 << 15
+"""Pixels per band when windows are converted to float and outputs quantised into the image: a band's float
+samples (384 KB) stay in the core's cache through the scale, round, clip and interleave steps, where whole
+tiles went through memory once per step (a 12 MP image whole ran at 0.74 of raw onnxruntime with the fast
+model; benchmarks/engine_map.py)."""
+
+_bands: ThreadPoolExecutor | None = None
+
+
+def _in_bands(work: Callable[..., None], jobs: list[tuple]) -> None:
+    """Run ``work(*job)`` for every job on a small shared pool: numpy's conversions release the GIL, and while
+    they run the model's threads are idle, so the cores split them."""
+    global _bands
+    if _bands is None:
+        _bands = ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1)), "upscale-bands")
+    for _ in _bands.map(lambda job: work(*job), jobs):
+        pass
+
+
+def _forget_bands() -> None:
+    global _bands
+    _bands = None  # a forked child has the pool object but not its threads
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_bands)
+
+
+def _band_rows(width: int) -> int:
+    return max(1, BAND_PIXELS // max(1, width))
+
+
+def windows_to_batch(pixels: np.ndarray, group: list[Tile]) -> np.ndarray:
+    """The (N,3,h,w) float32 batch of ``group``'s windows, in [0, 1] (`to_unit_float`'s values), made band by
+    band in one pass: no stacked copy of the windows, no separate transpose."""
+    h, w = group[0].window_shape
+    batch = np.empty((len(group), 3, h, w), np.float32)
+    peak = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}.get(pixels.dtype)
+
+    def fill(i: int, t: Tile, r0: int, r1: int) -> None:
+        source = pixels[t.rows.lo + r0 : t.rows.lo + r1, t.cols.lo : t.cols.hi].transpose(2, 0, 1)
+        if peak is None:
+            np.copyto(batch[i, :, r0:r1], to_unit_float(source))
+        else:
+            np.multiply(source, np.float32(1 / peak), out=batch[i, :, r0:r1], dtype=np.float32)
+
+    rows = _band_rows(w)
+    _in_bands(fill, [(i, t, r, min(h, r + rows)) for i, t in enumerate(group) for r in range(0, h, rows)])
+    return batch
+
+
+def store_cores(out: np.ndarray, result: np.ndarray, group: list[Tile], scale: int) -> None:
+    """Quantise each tile's core of the model's ``result`` (which it overwrites) into ``out``, band by band."""
+
+    def store(y: np.ndarray, t: Tile, r0: int, r1: int) -> None:
+        c0, c1 = (t.cols.core_lo - t.cols.lo) * scale, (t.cols.core_hi - t.cols.lo) * scale
+        core = quantise_in_place(y[:, r0:r1, c0:c1], out.dtype)
+        top = t.rows.core_lo * scale + r0 - (t.rows.core_lo - t.rows.lo) * scale
+        target = out[top : top + (r1 - r0), t.cols.core_lo * scale : t.cols.core_hi * scale]
+        np.copyto(target, core.transpose(1, 2, 0), casting="unsafe")
+
+    jobs = []
+    for t, y in zip(group, result, strict=True):
+        r0, r1 = (t.rows.core_lo - t.rows.lo) * scale, (t.rows.core_hi - t.rows.lo) * scale
+        rows = _band_rows((t.cols.core_hi - t.cols.core_lo) * scale)
+        jobs += [(y, t, r, min(r1, r + rows)) for r in range(r0, r1, rows)]
+    _in_bands(store, jobs)
+
+
 def upscale_array(
     model: Batch,
     pixels: np.ndarray,
@@ -127,27 +198,19 @@ def upscale_array(
 
     ``model`` maps (N,3,h,w) float32 to (N,3,h*scale,w*scale). The result is HsxWsx3 in ``out_dtype``
     (default: the input's dtype), always clipped to [0, 1].
-    Input is converted to float one window at a time and output is quantised one tile at a time, so
+    Input is converted to float one batch of windows at a time and output is quantised one tile at a time, so
     peak memory is the input and output images plus a few tiles, never a float copy of either image.
     ``on_tile`` is called with the number of input pixels each finished tile owned (for progress).
     """
     if pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 image, got shape {pixels.shape}")
     h, w = pixels.shape[:2]
-    dtype = np.dtype(out_dtype or pixels.dtype)
-    out = np.empty((h * scale, w * scale, 3), dtype)
+    out = np.empty((h * scale, w * scale, 3), np.dtype(out_dtype or pixels.dtype))
     lanes = getattr(model, "parallelism", 1)
     for group in tile_batches(plan_tiles(h, w, tile, overlap, scale), batch_size, max_batch_pixels(scale), lanes):
-        windows = [pixels[t.rows.lo : t.rows.hi, t.cols.lo : t.cols.hi] for t in group]
-        batch = to_unit_float(np.stack(windows)).transpose(0, 3, 1, 2)
-        result = quantise_in_place(np.require(model(np.ascontiguousarray(batch)), np.float32, "W"), dtype)
-        for t, y in zip(group, result, strict=True):
-            r0, r1 = (t.rows.core_lo - t.rows.lo) * scale, (t.rows.core_hi - t.rows.lo) * scale
-            c0, c1 = (t.cols.core_lo - t.cols.lo) * scale, (t.cols.core_hi - t.cols.lo) * scale
-            core = y[:, r0:r1, c0:c1].transpose(1, 2, 0)
-            rows = slice(t.rows.core_lo * scale, t.rows.core_hi * scale)
-            cols = slice(t.cols.core_lo * scale, t.cols.core_hi * scale)
-            np.copyto(out[rows, cols], core, casting="unsafe")
-            if on_tile:
+        result = np.require(model(windows_to_batch(pixels, group)), np.float32, "W")
+        store_cores(out, result, group, scale)
+        if on_tile:
+            for t in group:
                 on_tile((t.rows.core_hi - t.rows.core_lo) * (t.cols.core_hi - t.cols.core_lo))
     return out
