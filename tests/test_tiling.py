@@ -121,3 +121,25 @@ def test_in_place_quantisation_gives_from_unit_floats_bytes(dtype) -> None:
     out = np.empty_like(want)
     np.copyto(out, quantise_in_place(values.copy(), dtype), casting="unsafe")
     assert np.array_equal(out, want)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_batches_are_made_band_by_band_with_to_unit_floats_values(dtype, monkeypatch) -> None:
+    import upscale.tiling as tiling
+    from upscale.pixels import to_unit_float
+
+    monkeypatch.setattr(tiling, "BAND_PIXELS", 7 * 38)  # many bands of 7 rows (and a short last one)
+    rng = np.random.default_rng(2)
+    peak = {np.uint8: 255, np.uint16: 65535}.get(dtype, 1)
+    pixels = (rng.random((60, 90, 3)) * peak).astype(dtype)
+    group = tiling.plan_tiles(60, 90, 32, 4)  # 2 x 3 cores of 30, windows of 38 x 38
+    assert {t.window_shape for t in group} == {(38, 38)}
+    batch = tiling.windows_to_batch(pixels, group)
+    want = np.stack([to_unit_float(pixels[t.rows.lo : t.rows.hi, t.cols.lo : t.cols.hi]) for t in group])
+    assert batch.dtype == np.float32 and np.array_equal(batch, want.transpose(0, 3, 1, 2))
+    out = np.zeros((120, 180, 3), dtype)
+    tiling.store_cores(out, np.repeat(np.repeat(batch, 2, axis=2), 2, axis=3), group, 2)
+    for t in group:  # each core lands where it belongs, quantised as from_unit_float would
+        core = out[t.rows.core_lo * 2 : t.rows.core_hi * 2, t.cols.core_lo * 2 : t.cols.core_hi * 2]
+        source = pixels[t.rows.core_lo : t.rows.core_hi, t.cols.core_lo : t.cols.core_hi]
+        assert np.array_equal(core[::2, ::2], source if dtype != np.float32 else to_unit_float(source))
