@@ -15,7 +15,7 @@ from upscale.registry import DEFAULT_MODEL, MODELS_DIR, bundled_models
 
 from .conftest import photo
 
-LEARNED = [name for name in bundled_models() if name.startswith("repsr")]
+LEARNED = [name for name in bundled_models() if name.startswith(("repsr", "fast"))]
 
 
 def test_the_default_is_a_learned_2x_model_and_every_scale_ships() -> None:
@@ -30,7 +30,7 @@ def test_bundled_model_is_small_self_describing_and_upscales(name: str) -> None:
     assert path.stat().st_size < 4 * 1024 * 1024  # "a few MB at most"
     model = load_model(name, "cpu")
     info = model.info
-    assert info.has_metadata and info.architecture == "repsr" and f"x{info.scale}" in name
+    assert info.has_metadata and info.architecture.startswith("repsr") and f"x{info.scale}" in name
     assert info.training_data and "Set5" in info.validation and "MACs" in info.description
     x = photo(17, 23).astype(np.float32).transpose(2, 0, 1)[None] / 255
     y = model(x)
@@ -38,6 +38,18 @@ def test_bundled_model_is_small_self_describing_and_upscales(name: str) -> None:
     # On a smooth picture a working model stays near the input (broken or random weights do not).
     nearest = x.repeat(info.scale, axis=2).repeat(info.scale, axis=3)
     assert float(np.abs(y - nearest).mean()) < 0.03
+
+
+def test_the_fast_model_costs_a_third_and_runs_fused_convolutions() -> None:
+    """fast-x2 (issue 14): at most 8,000 multiply-adds per output pixel, and only ops that onnxruntime's CPU
+    convolution fuses (ReLU, no PRelu or its exported mix), which is where its speed comes from."""
+    import onnx
+
+    graph = onnx.load(MODELS_DIR / "fast-x2.onnx").graph
+    model = load_model("fast-x2", "cpu")
+    assert "7,527 MACs" in model.info.description and model.info.scale == 2
+    ops = {node.op_type for node in graph.node}
+    assert "Relu" in ops and not ops & {"PRelu", "Mul"}
 
 
 @pytest.mark.parametrize("name", [n for n in LEARNED if n.endswith("-fp16")])
