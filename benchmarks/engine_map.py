@@ -33,10 +33,18 @@ from upscale.pixels import to_unit_float
 from upscale.tiling import max_batch_pixels, plan_tiles, tile_batches, upscale_array
 
 
-def timed(run, *args) -> float:
+def timed(run, *args, calls: int = 1) -> float:
+    """Seconds per call of ``run(*args)``, over ``calls`` calls in a row."""
     start = time.perf_counter()
-    run(*args)
-    return time.perf_counter() - start
+    for _ in range(calls):
+        run(*args)
+    return (time.perf_counter() - start) / calls
+
+
+def calls_for(seconds: float, least: float = 0.5) -> int:
+    """Calls per timing so that one timing lasts at least ``least`` seconds: a 40 ms run timed once is at the
+    mercy of one scheduler hiccup on a shared machine."""
+    return max(1, math.ceil(least / max(seconds, 1e-6)))
 
 
 def image_of(megapixels: float, seed: int = 0) -> np.ndarray:
@@ -83,17 +91,18 @@ def main() -> None:
         pixels = image_of(mp)
         out_mp = pixels.shape[0] * pixels.shape[1] * scale * scale / 1e6
         whole = np.ascontiguousarray(to_unit_float(pixels[None]).transpose(0, 3, 1, 2)).astype(dtype)
-        raw.run(None, {name: whole})  # warm-up: onnxruntime's first run of a shape plans it
-        whole_s = min(timed(raw.run, None, {name: whole}) for _ in range(args.repeats))
+        calls = calls_for(timed(raw.run, None, {name: whole}))  # and warm-up: the first run of a shape plans it
+        whole_s = min(timed(raw.run, None, {name: whole}, calls=calls) for _ in range(args.repeats))
         for label in args.tiles:
             tile = None if label == "auto" else int(label)
             batches = [b.astype(dtype) for b in planned_batches(pixels, tile, overlap, scale, args.batch_size)]
             window_px = sum(b.shape[0] * b.shape[2] * b.shape[3] for b in batches)
-            run_batches(raw, name, batches[:1])  # warm-up of this window shape
+            calls = calls_for(timed(run_batches, raw, name, batches))  # also the warm-up of these window shapes
             raw_s = engine_s = float("inf")
             for _ in range(args.repeats):  # taking turns: a slow spell on a shared machine hits both alike
-                raw_s = min(raw_s, timed(run_batches, raw, name, batches))
-                engine_s = min(engine_s, timed(upscale_array, model, pixels, scale, overlap, tile, args.batch_size))
+                raw_s = min(raw_s, timed(run_batches, raw, name, batches, calls=calls))
+                engine_s = min(engine_s, timed(upscale_array, model, pixels, scale, overlap, tile, args.batch_size,
+                                               calls=calls))
             cell = {"megapixels": mp, "tile": label, "windows_over_image": window_px / pixels[..., 0].size,
                     "engine_mp_s": out_mp / engine_s, "raw_mp_s": out_mp / raw_s, "whole_mp_s": out_mp / whole_s}
             cell["engine_over_raw"] = cell["engine_mp_s"] / cell["raw_mp_s"]
