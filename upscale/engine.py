@@ -15,7 +15,7 @@ from PIL import Image
 
 from .images import Picture
 from .model import UpscaleModel
-from .pixels import from_unit_float, uint16_to_uint8
+from .pixels import SAMPLE_PEAKS, from_unit_float, uint16_to_uint8
 from .tiling import upscale_array
 
 
@@ -48,7 +48,7 @@ def passes_needed(model_scale: int, factor: float) -> int:
 def resize_lanczos(planes: np.ndarray, width: int, height: int) -> np.ndarray:
     """Resize an HxWxC array of any dtype with Lanczos, in float, keeping the dtype (clipped)."""
     dtype = planes.dtype
-    peak = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(dtype, 1.0)
+    peak = SAMPLE_PEAKS.get(dtype, 1.0)
     channels = []
     for c in range(planes.shape[2]):
         plane = Image.fromarray(planes[..., c].astype(np.float32) / np.float32(peak), "F")

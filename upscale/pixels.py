@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+SAMPLE_PEAKS = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+"""The value of full intensity for each integer sample type (floats run in [0, 1])."""
+
 
 def to_unit_float(pixels: np.ndarray) -> np.ndarray:
     """uint8 or uint16 samples (or floats already in [0, 1]) as float32 in [0, 1]."""
@@ -33,7 +36,7 @@ def quantise_in_place(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     short of the cast: integer ``dtype``s get ``clip(v * peak + 0.5, 0.5, peak + 0.5)``, the very floats
     `from_unit_float` truncates, so a cast into the destination (``np.copyto(..., casting="unsafe")``) gives its
     bytes without the three temporary arrays it allocates; float ``dtype``s get the clip to [0, 1]."""
-    peak = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(np.dtype(dtype))
+    peak = SAMPLE_PEAKS.get(np.dtype(dtype))
     if peak is None:
         return np.clip(values, 0.0, 1.0, out=values)
     values *= np.float32(peak)
