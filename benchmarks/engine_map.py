@@ -30,7 +30,7 @@ from throughput import cpu_name  # benchmarks/ is on the path when run as a scri
 from upscale import load_model
 from upscale.model import _session_options
 from upscale.pixels import to_unit_float
-from upscale.tiling import max_batch_pixels, plan_tiles, tile_batches, upscale_array
+from upscale.tiling import max_batch_pixels, plan_tiles, tile_batches, upscale_array, windows_to_batch
 
 
 def timed(run, *args, calls: int = 1) -> float:
@@ -53,14 +53,13 @@ def image_of(megapixels: float, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
-def planned_batches(pixels: np.ndarray, tile: int | None, overlap: int, scale: int, batch_size: int) -> list:
-    """The float32 NCHW batches the engine would feed for this image and tile setting."""
+def planned_batches(pixels: np.ndarray, tile: int | None, overlap: int, scale: int, batch_size: int,
+                    lanes: int) -> list:
+    """The float32 NCHW batches the engine feeds for this image and tile setting (the same grouping, lanes
+    included), made by the engine's own `windows_to_batch`."""
     h, w = pixels.shape[:2]
-    batches = []
-    for group in tile_batches(plan_tiles(h, w, tile, overlap, scale), batch_size, max_batch_pixels(scale)):
-        windows = np.stack([pixels[t.rows.lo : t.rows.hi, t.cols.lo : t.cols.hi] for t in group])
-        batches.append(np.ascontiguousarray(to_unit_float(windows).transpose(0, 3, 1, 2)))
-    return batches
+    groups = tile_batches(plan_tiles(h, w, tile, overlap, scale), batch_size, max_batch_pixels(scale), lanes)
+    return [windows_to_batch(pixels, group) for group in groups]
 
 
 def run_batches(session: ort.InferenceSession, name: str, batches: list[np.ndarray]) -> None:
@@ -95,7 +94,8 @@ def main() -> None:
         whole_s = min(timed(raw.run, None, {name: whole}, calls=calls) for _ in range(args.repeats))
         for label in args.tiles:
             tile = None if label == "auto" else int(label)
-            batches = [b.astype(dtype) for b in planned_batches(pixels, tile, overlap, scale, args.batch_size)]
+            batches = [b.astype(dtype) for b in planned_batches(pixels, tile, overlap, scale, args.batch_size,
+                                                                    model.parallelism)]
             window_px = sum(b.shape[0] * b.shape[2] * b.shape[3] for b in batches)
             calls = calls_for(timed(run_batches, raw, name, batches))  # also the warm-up of these window shapes
             raw_s = engine_s = float("inf")

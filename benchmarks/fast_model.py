@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import statistics
 import sys
@@ -20,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from PIL import Image
-from throughput import HERE, cpu_name, photo_like, run_cli, timed  # benchmarks/ is on the path as a script
+from throughput import HERE, cpu_name, generated_photos, run_cli, timed  # benchmarks/ is on the path as a script
 
 from upscale.registry import resolve_model_path
 
@@ -40,14 +41,9 @@ def main() -> None:
     fast, default = resolve_model_path(args.fast), resolve_model_path(args.default)
     work = Path(tempfile.mkdtemp(prefix="upscale-fast-"))
     try:
-        if args.images is None:
-            w, h = (int(v) for v in args.size.split("x"))
-            args.images = work / "in"
-            args.images.mkdir()
-            for i in range(args.count):
-                Image.fromarray(photo_like(h, w, i)).save(args.images / f"{i:03d}.png")
+        args.images = args.images or generated_photos(work / "in", args.count, args.size)
         inputs = sorted(p for p in args.images.iterdir() if p.is_file())
-        pixels = sum(Image.open(p).size[0] * Image.open(p).size[1] for p in inputs)
+        pixels = sum(math.prod(Image.open(p).size) for p in inputs)
 
         def upscale_dir(model: Path, level: int, out: Path) -> list[str]:
             return [sys.executable, "-m", "upscale", "dir", str(args.images), str(out), "--model", str(model),

@@ -37,6 +37,7 @@ from throughput import cpu_name, photo_like  # benchmarks/ is on the path when r
 from upscale import load_model
 from upscale.bicubic import imresize
 from upscale.evaluate import evaluate, model_upscaler, summarise
+from upscale.images import image_extensions
 from upscale.model import _session_options
 from upscale.registry import resolve_model_path
 
@@ -48,7 +49,7 @@ class LowResImages(CalibrationDataReader):
         if folder is None:
             images = [photo_like(192, 192, seed) for seed in range(limit)]
         else:
-            paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".bmp", ".tif"})
+            paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in image_extensions())
             images = [np.asarray(Image.open(p).convert("RGB")) for p in paths[:limit]]
         batches = []
         for image in images:

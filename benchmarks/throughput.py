@@ -43,7 +43,7 @@ from upscale import load_model
 from upscale.engine import UpscaleOptions, upscale_picture
 from upscale.files import write_atomic
 from upscale.images import DEFAULT_PNG_COMPRESSION, encode, read_image
-from upscale.tiling import AUTO_TILE, max_batch_pixels, plan_tiles, tile_batches
+from upscale.tiling import AUTO_TILE, max_batch_pixels, plan_tiles, tile_batches, windows_to_batch
 
 HERE = Path(__file__).resolve().parent
 
@@ -59,6 +59,15 @@ def photo_like(height: int, width: int, seed: int) -> np.ndarray:
         img = np.where(mask, rng.uniform(0, 255, 3), img)
     img += 20 * np.sin(xx / rng.uniform(2, 9))[..., None] + rng.normal(0, 4, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def generated_photos(folder: Path, count: int, size: str) -> Path:
+    """``count`` `photo_like` PNGs of ``size`` ("WxH") in a new ``folder``: the benchmarks' default input."""
+    w, h = (int(v) for v in size.split("x"))
+    folder.mkdir()
+    for i in range(count):
+        Image.fromarray(photo_like(h, w, i)).save(folder / f"{i:03d}.png")
+    return folder
 
 
 def conv_macs_per_output_pixel(path: Path, probe: int = 64) -> float:
@@ -144,12 +153,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="upscale-bench-"))
     try:
-        if args.images is None:
-            w, h = (int(v) for v in args.size.split("x"))
-            args.images = work / "in"
-            args.images.mkdir()
-            for i in range(args.count):
-                Image.fromarray(photo_like(h, w, i)).save(args.images / f"{i:03d}.png")
+        args.images = args.images or generated_photos(work / "in", args.count, args.size)
         inputs = sorted(p for p in args.images.iterdir() if p.is_file())
         model = load_model(args.model, "cpu")
         scale = model.scale
@@ -198,8 +202,7 @@ def main() -> None:
             pixels = read_image(p).pixels
             planned = plan_tiles(pixels.shape[0], pixels.shape[1], None, model.info.tile_overlap, model.scale)
             for group in tile_batches(planned, UpscaleOptions().batch_size, max_batch_pixels(model.scale)):
-                windows = [pixels[t.rows.lo : t.rows.hi, t.cols.lo : t.cols.hi] for t in group]
-                tiles.append(np.stack(windows).transpose(0, 3, 1, 2).astype(np.float32) / 255)
+                tiles.append(windows_to_batch(pixels, group))
         tile_out_px = sum(t.shape[0] * t.shape[2] * t.shape[3] for t in tiles) * scale * scale
         model(tiles[0])  # warm-up
         compute = [timed(lambda: [model(t) for t in tiles]) for _ in range(args.repeats)]
