@@ -1,8 +1,9 @@
 """The world's PyTorch upscalers (.pth, .safetensors, .ckpt) as `upscale` ONNX models, through spandrel.
 
 spandrel (MIT) recognises ~40 architectures from a state dict alone (ESRGAN and Real-ESRGAN, Compact, SPAN,
-SwinIR, OmniSR, PLKSR, ...), loads ``.pth`` with a restricted unpickler and ``.safetensors``, and says what a
-model is: scale, channels, size needs, half-precision support, purpose. Nothing is ever downloaded.
+SwinIR, OmniSR, PLKSR, ...) and says what a model is: scale, channels, size needs, half-precision support,
+purpose. Nothing is ever downloaded. The file itself is read by `upscale.train.checkpoint.read_weights` (weights
+only, never code), not by spandrel's loader, which would try ``.pt`` files as TorchScript programs first.
 
 Here a file becomes a model of the contract: refused with a one-line reason unless it is an RGB-to-RGB
 upscaler; exported with dynamic N/H/W (TorchScript exporter first, which handles these architectures' shape
@@ -30,6 +31,7 @@ import numpy as np
 import onnx
 import torch
 from torch import nn
+from upscale.train.checkpoint import read_weights
 
 from upscale.contract import ModelInfo
 from upscale.engine import UpscaleOptions, upscale_picture
@@ -136,8 +138,11 @@ class ThirdParty:
 def load_third_party(path: Path) -> ThirdParty:
     """Load with spandrel and refuse, in one line, what is not an RGB-to-RGB upscaler."""
     spandrel = import_spandrel()
+    state_dict = read_weights(path)  # our loader, not spandrel's: weights only, and it tries no TorchScript
+    if not isinstance(state_dict, dict):
+        raise TrainingError(f"{path}: holds a {type(state_dict).__name__}, not a dictionary of weights")
     try:
-        descriptor = spandrel.ModelLoader().load_from_file(str(path))
+        descriptor = spandrel.ModelLoader().load_from_state_dict(state_dict)
     except spandrel.UnsupportedModelError:
         raise TrainingError(f"{path}: not a checkpoint of upscale-train, nor an architecture spandrel knows") from None
     except Exception as exc:  # unpickling, safetensors and state-dict errors come in many types

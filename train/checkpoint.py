@@ -3,12 +3,18 @@
 A checkpoint describes itself (architecture name, scale and options, config, step, best PSNR, RNG states), so
 `--resume`, `--init-from` and `upscale-export` rebuild everything from the file alone; `upscale-export` imports
 this module, not the training loop.
+
+Every weight file, ours or a stranger's, is read by `read_weights`: ``torch.load(weights_only=True)``, which
+builds only tensors and plain containers and never calls what a pickle names. So a checkpoint holds nothing else:
+numpy's RNG state is stored as a tensor and plain numbers (`_numpy_rng_state`), not as a numpy object.
 """
 
 from __future__ import annotations
 
 import io
 import random
+import re
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,6 +23,7 @@ import torch
 
 from upscale.errors import TrainingError
 from upscale.files import write_atomic
+from upscale.untrusted import UnsafeFileError, check_safetensors, check_weight_archive
 
 from .arch import SRNet, create_model
 from .config import TrainConfig
@@ -32,8 +39,24 @@ def checkpoint_state(model: SRNet, ema: SRNet | None, opt: torch.optim.Optimizer
         "step": step,
         "best_psnr": best,
         "config": asdict(cfg),
-        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(), "python": random.getstate()},
     }
+
+
+def _numpy_rng_state() -> dict:
+    """numpy's global RNG state in types that weights-only loading reads (its own is a tuple holding an array)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"bit_generator": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def restore_rng(rng: dict) -> None:
+    """Put back the RNG states `checkpoint_state` recorded."""
+    torch.set_rng_state(rng["torch"])
+    state = rng["numpy"]
+    np.random.set_state((state["bit_generator"], state["keys"].numpy().astype(np.uint32), state["pos"],
+                         state["has_gauss"], state["cached_gaussian"]))
+    random.setstate(rng["python"])
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -43,6 +66,46 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 _KEYS = ("arch", "model", "ema", "step", "config")
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")  # how torch's weights-only unpickler names what it refused
+
+
+def read_weights(path: Path) -> object:
+    """A PyTorch weight file (.pth/.pt/.ckpt/.bin or .safetensors) as tensors and plain containers.
+
+    Never code: pickles are read with ``weights_only=True``; a file that needs more (an object whose class or
+    function the pickle names, a TorchScript archive) is refused with `UnsafeFileError` (exit 2), as are zip bombs
+    and safetensors files whose header claims more than the file holds. Other unreadable files: TrainingError."""
+    path = Path(path)
+    if path.suffix.lower() == ".safetensors":
+        check_safetensors(path)
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as exc:  # safetensors raises its own SafetensorError for damaged files
+            raise TrainingError(f"{path}: cannot load: not a safetensors file ({_first_line(exc)})") from None
+    check_weight_archive(path)
+    try:
+        with warnings.catch_warnings():  # torch warns that it would run a TorchScript archive; it refuses below
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle, zip and torch raise many types for a file that is not a weight file
+        text = str(exc)
+        if "TorchScript" in text:
+            raise UnsafeFileError(f"{path}: refused: a TorchScript archive is a program, not weights; "
+                                  "export its state_dict to a .pth or .safetensors file") from None
+        named = _GLOBAL.search(text)
+        if named:
+            raise UnsafeFileError(f"{path}: refused: reading it needs more than weights-only loading (it would "
+                                  f"call {named.group(1)}); model files are read as data, never run as code") from None
+        detail = text.split("WeightsUnpickler error:")[-1].strip() if "WeightsUnpickler" in text else text
+        raise TrainingError(f"{path}: cannot load: not a PyTorch weight file "
+                            f"({_first_line(ValueError(detail)) if detail else type(exc).__name__})") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -50,10 +113,7 @@ def load_checkpoint(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise TrainingError(f"{path}: checkpoint not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # pickle, zip and torch raise many types for a file that is not a checkpoint
-        raise TrainingError(f"{path}: not a checkpoint of upscale-train ({str(exc).splitlines()[0][:200]})") from None
+    state = read_weights(path)
     missing = [k for k in _KEYS if not isinstance(state, dict) or k not in state]
     if missing:
         raise TrainingError(f"{path}: not a checkpoint of upscale-train (no {', '.join(missing)})")

@@ -18,7 +18,6 @@ import copy
 import json
 import math
 import os
-import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,7 +34,14 @@ from upscale.evaluate import evaluate, summarise
 from upscale.files import write_atomic
 
 from .arch import SRNet, create_model
-from .checkpoint import checkpoint_state, init_weights, load_checkpoint, model_from_checkpoint, save_checkpoint
+from .checkpoint import (
+    checkpoint_state,
+    init_weights,
+    load_checkpoint,
+    model_from_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
 from .config import TrainConfig
 from .data import PatchSampler, load_images, prefetch, to_unit
 from .losses import SRLoss
@@ -197,9 +203,7 @@ def _restore(run: Run, state: dict) -> None:
         run.ema.load_state_dict(state["ema"])
     run.opt.load_state_dict(state["optimizer"])
     run.start, run.best = state["step"], state["best_psnr"]
-    torch.set_rng_state(state["rng"]["torch"])
-    np.random.set_state(state["rng"]["numpy"])
-    random.setstate(state["rng"]["python"])
+    restore_rng(state["rng"])
 
 
 def _step(run: Run, step: int, batch: tuple[torch.Tensor, ...], criterion: SRLoss,

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from .untrusted import printable
+
 CONTRACT_VERSION = 1
 METADATA_PREFIX = "upscale."
 VALUE_RANGE = "0-1"
@@ -28,6 +30,9 @@ CHANNEL_ORDER = "RGB"
 # Overlap used for third-party models that do not state their receptive field: generous enough for
 # typical ESRGAN-like networks to join without visible seams, small enough to keep tiles cheap.
 FALLBACK_TILE_OVERLAP = 16
+# Bounds on what a model's metadata may claim: models come from strangers, and these numbers size allocations.
+MAX_SCALE = 16
+MAX_SIZE_NEED = 1024
 
 
 @dataclass(frozen=True)
@@ -60,10 +65,12 @@ class ModelInfo:
     """False when the model carried no metadata and the runner had to guess (probe, default overlap)."""
 
     def __post_init__(self) -> None:
-        if self.scale < 1:
-            raise ValueError(f"scale must be >= 1, got {self.scale}")
-        if self.tile_overlap < 0 or self.multiple_of < 1 or self.min_size < 1:
-            raise ValueError("tile_overlap must be >= 0, multiple_of and min_size >= 1")
+        if not 1 <= self.scale <= MAX_SCALE:
+            raise ValueError(f"scale must be 1 to {MAX_SCALE}, got {self.scale}")
+        if not (0 <= self.tile_overlap <= MAX_SIZE_NEED and 1 <= self.multiple_of <= MAX_SIZE_NEED
+                and 1 <= self.min_size <= MAX_SIZE_NEED):
+            raise ValueError(f"tile_overlap must be 0 to {MAX_SIZE_NEED}, multiple_of and min_size 1 to "
+                             f"{MAX_SIZE_NEED}; got {self.tile_overlap}, {self.multiple_of}, {self.min_size}")
 
     def to_metadata(self) -> dict[str, str]:
         """The ONNX ``metadata_props`` entries that describe this model."""
@@ -74,7 +81,8 @@ class ModelInfo:
 
     @classmethod
     def from_metadata(cls, props: dict[str, str]) -> ModelInfo | None:
-        """Read the entries written by `to_metadata`; None when the model has none of them."""
+        """Read the entries written by `to_metadata`; None when the model has none of them. Text is made
+        `printable` (it comes from the model file and ends up on a terminal); ValueError for numbers out of bounds."""
         ours = {k[len(METADATA_PREFIX) :]: v for k, v in props.items() if k.startswith(METADATA_PREFIX)}
         if "scale" not in ours:
             return None
@@ -82,5 +90,5 @@ class ModelInfo:
         for f in fields(cls):
             if f.name in ours and f.name != "has_metadata":
                 raw = ours[f.name]
-                kwargs[f.name] = int(raw) if f.type in ("int", int) else raw
+                kwargs[f.name] = int(raw) if f.type in ("int", int) else printable(raw)
         return cls(**kwargs)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .errors import ModelError
 from .files import sha256_of
+from .untrusted import UnsafeFileError
 
 PYTORCH_SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt", ".bin")
 
@@ -49,5 +50,6 @@ def converted(path: Path) -> Path:
             cause = f"torch crashed while converting it (signal {-done.returncode})"
         else:
             cause = (done.stderr.strip().splitlines() or ["conversion failed"])[-1]
-        raise ModelError(f"{path}: {cause}")
+        # exit 2 is upscale-export's usage error: a file refused as unsafe (code, a zip bomb) stays one here
+        raise (UnsafeFileError if done.returncode == 2 else ModelError)(f"{path}: {cause}")
     return target

@@ -20,6 +20,7 @@ from .contract import ModelInfo
 from .device import Device, DeviceError, quiet_session, resolve_device
 from .errors import ModelError
 from .registry import resolve_model_path
+from .untrusted import check_onnx_external_data
 
 _PROBE_SIZE = (17, 23)  # odd and unequal, so a wrong guess of the scale cannot pass by accident
 _LANES = 2
@@ -126,20 +127,25 @@ def load_model(model: str | os.PathLike[str] = "default", device: str = "auto",
         data = path.read_bytes()
     except OSError as exc:
         raise ModelError(f"{path}: cannot read model: {exc.strerror or exc}") from None
+    # onnxruntime resolves (and checks) external weights beside a model loaded by its path, not from bytes
+    source: bytes | str = str(path) if check_onnx_external_data(path, data) else data
     try:
         try:
-            session = quiet_session(data, resolved, options)
+            session = quiet_session(source, resolved, options)
         except DeviceError:
             if not trial:
                 raise
             resolved = Device("cpu")
-            session = quiet_session(data, resolved, options)
+            session = quiet_session(source, resolved, options)
     except DeviceError:
         raise
     except Exception as exc:  # onnxruntime's InvalidProtobuf/Fail have no common public base
         raise ModelError(f"{path}: not a loadable ONNX model: {str(exc).splitlines()[0]}") from None
     _check_signature(session, path)
-    info = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map)
+    try:
+        info = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map)
+    except ValueError as exc:
+        raise ModelError(f"{path}: bad upscale metadata: {exc}") from None
     if info is None:
         info = ModelInfo(scale=_probe_scale(session), has_metadata=False)
     elif info.channel_order != "RGB" or info.value_range != "0-1":
@@ -147,7 +153,7 @@ def load_model(model: str | os.PathLike[str] = "default", device: str = "auto",
     cores = threads or _cpu_count()
     lanes = []
     if resolved.kind == "cpu" and cores >= _LANES:
-        lanes = [quiet_session(data, resolved, _session_options(cores // _LANES)) for _ in range(_LANES)]
+        lanes = [quiet_session(source, resolved, _session_options(cores // _LANES)) for _ in range(_LANES)]
     return UpscaleModel(path, session, replace(info), resolved, lanes)
 
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ..auto import PAIRS
 from ..registry import DEFAULT_MODEL, bundled_models
@@ -22,7 +23,7 @@ def info_command(
         loaded = open_model(model, device, None, quiet=True)
         info = loaded.info
         table = Table(show_header=False, box=None)
-        table.add_row("file", str(loaded.path))
+        table.add_row("file", Text(str(loaded.path)))
         table.add_row("input", f"{loaded.input_name} NCHW {loaded.input_dtype.__name__} RGB [0,1]")
         rows = [
             ("scale", str(info.scale)), ("architecture", info.architecture),
@@ -35,7 +36,7 @@ def info_command(
         if info.source:
             rows.append(("converted from", info.source))
         for key, value in rows:
-            table.add_row(key, value)
+            table.add_row(key, Text(value))  # plain text: metadata is the model author's, never rich markup
         if not info.has_metadata:
             table.add_row("note", "no upscale metadata: scale found by a probe run, default tile overlap")
         out.print(table)
@@ -51,5 +52,5 @@ def models_command() -> None:
                 f"auto: {'clean' if name == clean else 'degraded'} x{scale}" for scale, (clean, photo) in PAIRS.items()
                 if name in (clean, photo)]
             label = f"{name} ({', '.join(roles)})" if roles else name
-            table.add_row(label, str(info.scale), info.architecture, info.description)
+            table.add_row(label, str(info.scale), Text(info.architecture), Text(info.description))
         out.print(table)
