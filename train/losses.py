@@ -15,6 +15,8 @@ from torch import nn
 
 from upscale.errors import TrainingError
 
+from .checkpoint import read_weights
+
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 """torchvision's file name for ImageNet VGG19 weights, looked for in torch's hub cache."""
 _VGG19_LAYERS = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
@@ -57,7 +59,9 @@ class PerceptualLoss(nn.Module):
     def __init__(self, weights: Path, layer: int = 34) -> None:
         super().__init__()
         features = vgg19_features()
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        state = read_weights(weights)  # a downloaded file: weights only, size-checked
+        if not isinstance(state, dict):
+            raise TrainingError(f"{weights}: holds a {type(state).__name__}, not VGG19 weights")
         state = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
         features.load_state_dict(state)
         self.features = features[: layer + 1].eval().requires_grad_(False)
