@@ -84,3 +84,45 @@ def test_eval_command_bicubic_and_model(tmp_path: Path) -> None:
     assert mismatched.exit_code == 0 and "bicubic-x2.onnx is a 2x model" in mismatched.output
     missing = runner.invoke(app, ["eval", str(tmp_path / "nope"), "-s", "2"])
     assert missing.exit_code == 1 and "not a folder" in missing.output
+
+
+def _eval_json(tmp_path: Path, folder: Path, *args: str) -> dict:
+    out = tmp_path / f"scores-{len(list(tmp_path.glob('scores-*')))}.json"
+    result = CliRunner().invoke(app, ["eval", str(folder), "--scale", "2", "--device", "cpu", "--json", str(out),
+                                      *args])
+    assert result.exit_code == 0, result.output
+    return {s["image"]: s["psnr"] for s in json.loads(out.read_text())["images"]}
+
+
+def test_eval_auto_scores_the_model_dir_would_choose(tmp_path: Path) -> None:
+    """`--model auto` runs, per image, the clean model on a clean input and the photo model on a noisy one."""
+    data = pytest.importorskip("skimage.data")
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    Image.fromarray(data.chelsea()).save(folder / "chelsea.png")  # its LR reads clean: blockiness 0.96
+    clean = _eval_json(tmp_path, folder, "--model", "auto")
+    assert clean == _eval_json(tmp_path, folder, "--model", "repsr-x2")
+    assert clean != _eval_json(tmp_path, folder, "--model", "photo-x2")
+    noisy = _eval_json(tmp_path, folder, "--model", "auto", "--degrade", "noise:12")
+    assert noisy == _eval_json(tmp_path, folder, "--model", "photo-x2", "--degrade", "noise:12")
+    assert noisy != _eval_json(tmp_path, folder, "--model", "repsr-x2", "--degrade", "noise:12")
+
+
+def test_eval_takes_a_pytorch_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A .pth goes through the same conversion as `upscale dir --model FILE.pth`."""
+    torch = pytest.importorskip("torch")
+    from upscale.train.arch import create_model
+    from upscale.train.checkpoint import checkpoint_state, save_checkpoint
+    from upscale.train.config import TrainConfig
+
+    monkeypatch.setenv("UPSCALE_CACHE_DIR", str(tmp_path / "cache"))
+    model = create_model("srcnn", 2)
+    checkpoint = tmp_path / "mine.pth"
+    save_checkpoint(checkpoint, checkpoint_state(model, None, torch.optim.Adam(model.parameters()), 1, 0.0,
+                                                 TrainConfig(arch="srcnn")))
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    Image.fromarray(photo(48, 40)).save(folder / "a.png")
+    scores = _eval_json(tmp_path, folder, "--model", str(checkpoint))
+    assert list(scores) == ["a.png"] and np.isfinite(scores["a.png"])
+    assert list((tmp_path / "cache" / "models").glob("mine-*.onnx"))

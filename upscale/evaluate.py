@@ -21,6 +21,7 @@ from .degrade import apply_spec, image_seed, parse_spec
 from .engine import UpscaleOptions, upscale_picture
 from .images import Picture, image_extensions
 from .metrics import y_psnr_ssim
+from .auto import AutoModel, model_for
 from .model import UpscaleModel
 
 Upscaler = Callable[[np.ndarray], np.ndarray]
@@ -53,12 +54,14 @@ def bicubic_upscaler(scale: int) -> Upscaler:
     return lambda lr: imresize(lr, scale)
 
 
-def model_upscaler(model: UpscaleModel, scale: int, tile: int | None = None) -> Upscaler:
-    """Run ``model`` through the engine (tiling included) at ``scale``."""
+def model_upscaler(model: UpscaleModel | AutoModel, scale: int, tile: int | None = None) -> Upscaler:
+    """Run ``model`` through the engine (tiling included) at ``scale``; for ``auto``, the model `upscale dir`
+    would choose for each input (`upscale.auto.model_for`)."""
 
     def run(lr: np.ndarray) -> np.ndarray:
-        pixels = lr[..., None] if lr.ndim == 2 else lr
-        out = upscale_picture(model, Picture(pixels), UpscaleOptions(factor=float(scale), tile=tile)).pixels
+        picture = Picture(lr[..., None] if lr.ndim == 2 else lr)
+        chosen, _ = model_for(model, picture)
+        out = upscale_picture(chosen, picture, UpscaleOptions(factor=float(scale), tile=tile)).pixels
         return out[..., 0] if lr.ndim == 2 else out
 
     return run

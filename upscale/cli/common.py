@@ -95,6 +95,13 @@ def describe_model(loaded: UpscaleModel | AutoModel) -> str:
     return f"model {loaded.path.name} x{info.scale} ({info.architecture}) on {loaded.device}{guessed}"
 
 
+def model_label(loaded: UpscaleModel | AutoModel) -> str:
+    """The model's name as results tables show it: its file, or auto's pair."""
+    if isinstance(loaded, AutoModel):
+        return f"auto ({loaded.clean.path.stem}" + (f" / {loaded.photo.path.stem})" if loaded.photo else ")")
+    return str(loaded.path)
+
+
 def open_model(model: str, device: str, threads: int | None, quiet: bool = False,
                factor: float | None = None) -> UpscaleModel | AutoModel:
     """Load the model (or, for ``auto``, the pair for ``factor``) and say, in one line on stderr, what runs where."""

@@ -13,14 +13,16 @@ from ..degrade import SPEC_HELP, parse_spec
 from ..errors import UpscaleError
 from ..evaluate import as_json, bicubic_upscaler, evaluate, model_upscaler, summarise
 from ..files import write_atomic
-from .common import DeviceOption, ThreadsOption, TileOption, error_boundary, open_model
+from .common import DeviceOption, ThreadsOption, TileOption, error_boundary, model_label, open_model
 from .console import out, warning
 
 
 def eval_command(
     folders: Annotated[list[Path], typer.Argument(help="Folders of ground-truth (high-resolution) images.")],
     scale: Annotated[int, typer.Option("--scale", "-s", min=1, help="Upscaling factor to evaluate.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model path, name, or bicubic.")] = "default",
+    model: Annotated[str, typer.Option(
+        "--model", "-m", help="As for `upscale dir` ('auto' chooses per image, a name, an .onnx or .pth file), or "
+                              "'bicubic'.")] = "default",
     device: DeviceOption = "auto",
     tile: TileOption = None,
     threads: ThreadsOption = None,
@@ -43,10 +45,10 @@ def eval_command(
         if model == "bicubic":
             upscaler, label = bicubic_upscaler(scale), "bicubic (MATLAB imresize)"
         else:
-            loaded = open_model(model, device, threads)
-            upscaler, label = model_upscaler(loaded, scale, tile), str(loaded.path)
+            loaded = open_model(model, device, threads, factor=scale)
+            upscaler, label = model_upscaler(loaded, scale, tile), model_label(loaded)
             if loaded.scale != scale:  # allowed (it is what `upscale dir --scale` does), but not the model's own score
-                warning(f"{loaded.path.name} is a {loaded.scale}x model: scoring it at x{scale} runs it and resizes "
+                warning(f"{label} is a {loaded.scale}x model: scoring it at x{scale} runs it and resizes "
                         f"with Lanczos, so this measures that pipeline, not the model at its own scale")
         scores = [score for spec in specs for score in evaluate(folders, scale, upscaler, spec)]
         if not scores:
