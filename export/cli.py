@@ -10,7 +10,7 @@ from rich.table import Table
 
 from upscale.cli.common import error_boundary
 from upscale.cli.console import note, out
-from upscale.errors import UpscaleError, UsageError
+from upscale.errors import UsageError
 from upscale.files import write_atomic
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -38,13 +38,19 @@ def export(
         if (checkpoint is None) == (bicubic is None):
             raise UsageError("give exactly one of --checkpoint PATH or --bicubic S")
         if output.exists() and not force:
-            raise UpscaleError(f"{output}: exists (use --force to overwrite)")
+            raise UsageError(f"{output}: exists (use --force to overwrite)")
         if bicubic is not None:
             from .bicubic import build_bicubic_model
 
             write_atomic(output, build_bicubic_model(bicubic).SerializeToString())
             note(f"wrote {output} ({output.stat().st_size} bytes): bicubic x{bicubic}")
             return
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            from upscale.train import TORCH_HINT
+
+            raise UsageError(f"--checkpoint {TORCH_HINT}") from None
         from .onnx_export import export_checkpoint
 
         summary = export_checkpoint(checkpoint, output, fp16, validation, training_data, purpose)

@@ -114,7 +114,7 @@ def test_output_name_clash_is_an_error_not_an_overwrite(tmp_path: Path, tiny_mod
 def test_in_place_needs_a_suffix_and_never_reprocesses(tmp_path: Path, tiny_model: Path) -> None:
     make_images(tmp_path / "in", ["a.png"])
     refused = run("dir", tmp_path / "in", tmp_path / "in", "-m", tiny_model)
-    assert refused.exit_code == 1 and "--suffix" in refused.output
+    assert refused.exit_code == 2 and "--suffix" in refused.output
     for _ in range(2):
         assert run("dir", tmp_path / "in", tmp_path / "in", "-m", tiny_model, "--suffix", "_x2").exit_code == 0
     assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["a.png", "a_x2.png"]
@@ -209,7 +209,7 @@ def test_image_command(tmp_path: Path, tiny_model: Path) -> None:
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "big.webp").size == (60, 40)
     again = run("image", tmp_path / "a.png", tmp_path / "big.webp", "-m", tiny_model)
-    assert again.exit_code == 1 and "exists" in again.output
+    assert again.exit_code == 2 and "exists" in again.output
     missing = run("image", tmp_path / "nope.png", tmp_path / "x.png", "-m", tiny_model)
     assert missing.exit_code == 1 and "nope.png" in missing.output and "Traceback" not in missing.output
 

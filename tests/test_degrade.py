@@ -166,4 +166,4 @@ def test_eval_scores_each_degradation_in_one_table(tmp_path: Path) -> None:
     assert json.loads(report.read_text())["mean"]["hr noise:8"] == mean["hr noise:8"]  # the same noise each run
     assert again.exit_code == 0
     bad = CliRunner().invoke(app, [*args, "--degrade", "jpeg:500"])
-    assert bad.exit_code == 1 and "bad degradation" in bad.output and "Traceback" not in bad.output
+    assert bad.exit_code == 2 and "bad degradation" in bad.output and "Traceback" not in bad.output

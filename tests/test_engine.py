@@ -8,7 +8,7 @@ from PIL import Image
 
 from upscale import UpscaleOptions, load_model, upscale_picture, upscale_pil
 from upscale.engine import passes_needed
-from upscale.errors import DeviceError, ModelError
+from upscale.errors import DeviceError, ModelError, UsageError
 from upscale.images import Picture
 
 from .conftest import photo
@@ -76,7 +76,7 @@ def test_bundled_bicubic_matches_pillow_inside() -> None:
 
 
 def test_unknown_model_and_bad_file(tmp_path) -> None:
-    with pytest.raises(ModelError, match="no such model"):
+    with pytest.raises(UsageError, match="no such model"):
         load_model("nope", "cpu")
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"garbage")

@@ -83,7 +83,7 @@ def test_eval_command_bicubic_and_model(tmp_path: Path) -> None:
     mismatched = runner.invoke(app, ["eval", str(folder), "-s", "4", "--model", "bicubic-x2"])
     assert mismatched.exit_code == 0 and "bicubic-x2.onnx is a 2x model" in mismatched.output
     missing = runner.invoke(app, ["eval", str(tmp_path / "nope"), "-s", "2"])
-    assert missing.exit_code == 1 and "not a folder" in missing.output
+    assert missing.exit_code == 2 and "not a folder" in missing.output
 
 
 def _eval_json(tmp_path: Path, folder: Path, *args: str) -> dict:

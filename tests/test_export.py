@@ -120,7 +120,7 @@ def test_export_refuses_to_overwrite(checkpoint: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.onnx"
     out.write_bytes(b"precious")
     result = runner.invoke(export_app, [str(out), "-c", str(checkpoint)])
-    assert result.exit_code == 1 and "--force" in result.output and out.read_bytes() == b"precious"
+    assert result.exit_code == 2 and "--force" in result.output and out.read_bytes() == b"precious"
     assert runner.invoke(export_app, [str(out), "-c", str(checkpoint), "--force"]).exit_code == 0
 
 

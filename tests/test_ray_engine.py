@@ -117,7 +117,7 @@ def test_missing_ray_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)
     src = make_folder(tmp_path / "in", 1)
     result = CliRunner().invoke(app, ["dir", str(src), str(tmp_path / "out"), "--engine", "ray"])
-    assert result.exit_code == 1 and "pip install 'upscale[ray]'" in result.output
+    assert result.exit_code == 2 and "pip install 'upscale[ray]'" in result.output
 
 
 def test_uri_folders_through_pyarrow_filesystems(local_ray, tmp_path: Path, tiny_model: Path) -> None:
@@ -143,4 +143,4 @@ def test_uri_folders_through_pyarrow_filesystems(local_ray, tmp_path: Path, tiny
     again = runner.invoke(app, ["dir", src.as_uri(), (tmp_path / "remote").as_uri(), *common, "--engine", "ray"])
     assert "4 skipped" in again.output
     refused = runner.invoke(app, ["dir", src.as_uri(), str(tmp_path / "x"), *common])
-    assert refused.exit_code == 1 and "--engine ray" in refused.output
+    assert refused.exit_code == 2 and "--engine ray" in refused.output

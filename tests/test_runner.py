@@ -21,8 +21,8 @@ def test_failures_are_named_by_step_and_bugs_are_not_dressed_as_user_errors() ->
     assert failure_message(ImageError("a.png", "file is truncated"), "decode") == "file is truncated"
     assert failure_message(MemoryError(), "decode").startswith("out of memory while decoding: ")
     assert "--tile" not in failure_message(MemoryError(), "upscale")  # the tile is not what runs out
-    assert failure_message(OSError(28, "No space left on device"), "write") == \
-        "cannot write output: No space left on device"
+    assert failure_message(OSError(28, "No space left on device"), "write", "out/a.png") == \
+        "cannot write out/a.png: No space left on device"
     with pytest.raises(KeyError):
         failure_message(KeyError("bug"), "upscale")
     with pytest.raises(OSError):

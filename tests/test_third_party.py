@@ -21,7 +21,7 @@ from upscale.export.third_party import import_spandrel, is_upscale_checkpoint  #
 
 from upscale import load_model  # noqa: E402
 from upscale.cli.app import app  # noqa: E402
-from upscale.errors import ModelError  # noqa: E402
+from upscale.errors import UsageError  # noqa: E402
 
 from .conftest import photo  # noqa: E402
 from .third_party_weights import compact_general_x4v3, esrgan_x4plus, vendored  # noqa: E402
@@ -173,7 +173,7 @@ def test_without_torch_the_error_names_the_extra(tmp_path: Path, cache: Path, mo
     weights = save(tmp_path, "model.pth", compact_general_x4v3())
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
-    with pytest.raises(ModelError, match=r"pip install 'upscale\[pth\]'.*upscale-export"):
+    with pytest.raises(UsageError, match=r"pip install 'upscale\[pth\]'.*upscale-export"):
         convert.converted(weights)
     result = runner.invoke(app, ["dir", str(tmp_path), str(tmp_path / "o"), "-m", str(weights)])
-    assert result.exit_code == 1 and "upscale[pth]" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 2 and "upscale[pth]" in result.output and "Traceback" not in result.output

@@ -1,5 +1,5 @@
 """`python -m upscale.train` and `torchrun -m upscale.train` run `upscale-train`."""
 
-from upscale.train.cli import main
+from upscale.train import main
 
 main()

@@ -54,6 +54,11 @@ class FileResult:
     output_size: tuple[int, int] | None = None
     output_bytes: int | None = None
     seconds: float = 0.0
+    """This file's own work: decode + upscale + write (files overlap in a pipeline: the run's wall time is in the
+    report's context, not a sum of these)."""
+    decode_seconds: float = 0.0
+    upscale_seconds: float = 0.0
+    write_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     model: str | None = None  # with --model auto: the model chosen for this file
     model_reason: str | None = None  # and why (upscale.auto.decide)
@@ -79,8 +84,9 @@ class Job:
         return self.size[0] * self.size[1] if self.size else None
 
 
-def failure_message(exc: BaseException, step: str) -> str:
-    """The one-line cause of an expected failure in ``step`` (decode, upscale or write), for reports."""
+def failure_message(exc: BaseException, step: str, output: PurePath | str | None = None) -> str:
+    """The one-line cause of an expected failure in ``step`` (decode, upscale or write), for reports; a write
+    failure names the ``output`` it could not write (the error line itself names the input)."""
     if isinstance(exc, ImageError):
         return exc.cause
     if isinstance(exc, MemoryError):  # what the prediction let through did not fit after all
@@ -88,7 +94,7 @@ def failure_message(exc: BaseException, step: str) -> str:
         return (f"out of memory while {doing}: the image needs more than this process could get; try a smaller "
                 "--scale, or --max-memory below the real limit so images are planned to fit")
     if isinstance(exc, OSError) and step == "write":
-        return f"cannot write output: {exc.strerror or exc}"
+        return f"cannot write {output or 'the output'}: {exc.strerror or exc}"
     raise exc  # not an expected failure: a bug, never dressed up as a user error
 
 
@@ -127,26 +133,41 @@ def write_job(job: Job, picture: Picture, output: OutputOptions) -> tuple[int, l
     return write_picture(Path(job.output), picture, job.output_format, output.quality, output.png_compression)
 
 
+def write_timed(job: Job, picture: Picture, output: OutputOptions) -> tuple[int, list[str], float]:
+    """`write_job`, and the seconds it took (on whichever thread runs it)."""
+    start = time.perf_counter()
+    written, notes = write_job(job, picture, output)
+    return written, notes, time.perf_counter() - start
+
+
+def set_seconds(result: FileResult, decode: float, upscale: float, write: float) -> None:
+    """Each step's own seconds, and their sum as the file's."""
+    result.decode_seconds, result.upscale_seconds, result.write_seconds = decode, upscale, write
+    result.seconds = decode + upscale + write
+
+
 def run_job(model: UpscaleModel | AutoModel, job: Job, options: UpscaleOptions, output: OutputOptions,
             on_pixels=None) -> FileResult:
     """Upscale one file, step after step; every expected failure becomes a failed result, never an exception."""
-    start = time.perf_counter()
     result = FileResult(str(job.input), str(job.output), "ok", input_size=job.size)
     step = "decode"
+    seconds = {"decode": 0.0, "upscale": 0.0, "write": 0.0}
+    start = time.perf_counter()
     return_large_blocks_to_the_system()
     try:
         check_fits(job, options.factor_for(model.scale), budget(output.max_memory))
         picture = decode_job(job, output)
         result.input_size = picture.size
-        step = "upscale"
+        seconds["decode"], start, step = time.perf_counter() - start, time.perf_counter(), "upscale"
         upscaled = upscale_job(model, picture, options, result, on_pixels)
-        step = "write"
+        seconds["upscale"], start, step = time.perf_counter() - start, time.perf_counter(), "write"
         result.output_bytes, notes = write_job(job, upscaled, output)
         result.warnings += notes
     except EXPECTED as exc:
-        result.status, result.error = "failed", failure_message(exc, step)
+        result.status, result.error = "failed", failure_message(exc, step, job.output)
         result.output_size = None
-    result.seconds = time.perf_counter() - start
+    seconds[step] = time.perf_counter() - start
+    set_seconds(result, **seconds)
     return result
 
 

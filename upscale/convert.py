@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import ModelError
+from .errors import ModelError, UsageError
 from .files import sha256_of
 from .untrusted import UnsafeFileError
 
@@ -36,7 +36,7 @@ def converted(path: Path) -> Path:
     if target.is_file():
         return target
     if importlib.util.find_spec("torch") is None:
-        raise ModelError(f"{path}: a PyTorch weight file; converting it needs torch and spandrel "
+        raise UsageError(f"{path}: a PyTorch weight file; converting it needs torch and spandrel "
                          f"(pip install 'upscale[pth]'), or convert it where they are installed with "
                          f"`upscale-export MODEL.onnx --checkpoint {path.name}` and pass the .onnx")
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .auto import AutoModel, model_for
 from .bicubic import imresize
 from .degrade import apply_spec, image_seed, parse_spec
 from .engine import UpscaleOptions, upscale_picture
 from .images import Picture, image_extensions
 from .metrics import y_psnr_ssim
-from .auto import AutoModel, model_for
 from .model import UpscaleModel
 
 Upscaler = Callable[[np.ndarray], np.ndarray]

@@ -67,3 +67,18 @@ def sweep_temp_files(folders: set[Path]) -> None:
         if folder.is_dir():
             for stale in folder.glob(f".*{TEMP_SUFFIX}"):
                 stale.unlink(missing_ok=True)
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Create ``folder`` if needed and prove it takes files (write, fsync and remove a probe), so that a read-only
+    mount or a missing permission is one refusal before any work, not one failure per file after all of it.
+    UsageError naming the folder and the cause."""
+    from .errors import UsageError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open_atomic(folder / ".upscale-write-probe") as f:
+            f.write(b"probe")
+        (folder / ".upscale-write-probe").unlink()
+    except OSError as exc:
+        raise UsageError(f"{folder}: {what} is not writable: {exc.strerror or exc}") from None

@@ -31,8 +31,9 @@ from .batch import (
     check_fits,
     decode_job,
     failure_message,
+    set_seconds,
     upscale_job,
-    write_job,
+    write_timed,
 )
 from .engine import UpscaleOptions
 from .images import Picture
@@ -41,12 +42,13 @@ from .model import UpscaleModel
 
 
 def _decode(job: Job, output: OutputOptions, factor: float, room: Budget) -> tuple[Picture | None, str | None, float]:
+    """(picture or None, error or None, seconds this decode took on its thread)."""
     start = time.perf_counter()
     try:
         check_fits(job, factor, room)
-        return decode_job(job, output), None, start
+        return decode_job(job, output), None, time.perf_counter() - start
     except EXPECTED as exc:
-        return None, failure_message(exc, "decode"), start
+        return None, failure_message(exc, "decode"), time.perf_counter() - start
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,8 @@ def run_pipelined(
     decoder = ThreadPoolExecutor(max_workers=workers.decoders, thread_name_prefix="upscale-decode")
     writer = ThreadPoolExecutor(max_workers=write_behind, thread_name_prefix="upscale-write")
     decoding: deque[tuple[Job, Future]] = deque()
-    writing: deque[tuple[Job, FileResult, Future | None, float]] = deque()
+    # (job, result, the write's future or None when the file already failed, decode + upscale seconds)
+    writing: deque[tuple[Job, FileResult, Future | None, tuple[float, float]]] = deque()
     next_job = 0
 
     def fill_decoder() -> None:
@@ -109,21 +112,26 @@ def run_pipelined(
             decoding.append((job, decoder.submit(_decode, job, output, factor, room)))
             next_job += 1
 
+    def finish(job: Job, result: FileResult, future: Future | None, seconds: tuple[float, float]) -> None:
+        """Complete ``result`` from its write (waiting for it) and hand it on."""
+        write_seconds = 0.0
+        if future is not None:
+            try:
+                result.output_bytes, notes, write_seconds = future.result()
+                result.warnings += notes
+            except EXPECTED as exc:
+                result.status, result.error = "failed", failure_message(exc, "write", job.output)
+                result.output_size = None
+                if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                    disk_full.append(str(job.output))
+        set_seconds(result, *seconds, write_seconds)
+        needs.pop(id(job), None)
+        on_result(job, result)
+
     def drain_writes(limit: int) -> None:
         while len(writing) > limit:
-            job, result, future, start = writing.popleft()
-            if future is not None:
-                try:
-                    result.output_bytes, notes = future.result()
-                    result.warnings += notes
-                except EXPECTED as exc:
-                    result.status, result.error = "failed", failure_message(exc, "write")
-                    result.output_size = None
-                    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-                        disk_full.append(str(job.output))
-            result.seconds = time.perf_counter() - start
-            needs.pop(id(job), None)
-            on_result(job, result)
+            finish(*writing[0])  # popped once reported: an interrupt while waiting leaves it for the handler
+            writing.popleft()
 
     try:
         fill_decoder()
@@ -132,19 +140,21 @@ def run_pipelined(
             fill_decoder()
             if on_start:
                 on_start(job)
-            picture, error, start = future.result()
+            picture, error, decode_seconds = future.result()
             result = FileResult(str(job.input), str(job.output), "ok", input_size=job.size)
             if picture is None:
                 result.status, result.error = "failed", error
-                writing.append((job, result, None, start))
+                writing.append((job, result, None, (decode_seconds, 0.0)))
             else:
+                start = time.perf_counter()
                 try:
                     upscaled = upscale_job(model, picture, options, result, on_pixels)
                 except EXPECTED as exc:
                     result.status, result.error = "failed", failure_message(exc, "upscale")
-                    writing.append((job, result, None, start))
+                    writing.append((job, result, None, (decode_seconds, time.perf_counter() - start)))
                 else:
-                    writing.append((job, result, writer.submit(write_job, job, upscaled, output), start))
+                    writing.append((job, result, writer.submit(write_timed, job, upscaled, output),
+                                    (decode_seconds, time.perf_counter() - start)))
             drain_writes(write_behind)
             while writing and next_job < len(jobs) and not decoding:  # memory, not count, holds the next file
                 drain_writes(len(writing) - 1)
@@ -165,12 +175,10 @@ def run_pipelined(
                 f.cancel()
         decoder.shutdown(wait=True, cancel_futures=True)
         writer.shutdown(wait=True, cancel_futures=True)  # running writes finish: each is atomic
-        for job, result, f, start in writing:
-            if f is not None and f.done() and not f.cancelled() and f.exception() is None:
-                result.output_bytes, notes = f.result()
-                result.warnings += notes
-                result.seconds = time.perf_counter() - start
-                on_result(job, result)
+        for job, result, f, seconds in writing:  # the report must say what is on disk: every finished write
+            if f is not None and (f.cancelled() or not isinstance(f.exception(), (type(None), *EXPECTED))):
+                continue  # never started, or stopped by the interrupt itself: nothing under its final name
+            finish(job, result, f, seconds)
         raise
     finally:
         decoder.shutdown(wait=False, cancel_futures=True)

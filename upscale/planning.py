@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
 
 from .batch import FileResult, Job, OutputOptions
-from .errors import ImageError, UpscaleError
+from .errors import ImageError, UsageError
 from .files import TEMP_SUFFIX
 from .images import EXTENSIONS, format_of_extension, image_extensions, output_format, probe_header
 
@@ -60,7 +60,7 @@ def output_name(relative: PurePosixPath, fmt: str, suffix: str) -> PurePosixPath
 def plan_entries(listing: Listing, options: OutputOptions) -> tuple[list[Job], list[FileResult]]:
     """Jobs to run, and the results already known (ignored, unreadable, clashing, skipped): every rule."""
     if listing.same_folder and not options.suffix:
-        raise UpscaleError(f"{listing.output_label}: output folder is the input folder; "
+        raise UsageError(f"{listing.output_label}: output folder is the input folder; "
                            "give --suffix so no input is replaced")
     known = [FileResult(str(listing.input_at(p)), None, "ignored", "not an image file extension")
              for p in listing.others]
@@ -129,7 +129,7 @@ def _header_entry(path: Path, relative: PurePosixPath) -> Entry:
 def list_local(in_dir: Path, out_dir: Path, recursive: bool) -> Listing:
     """A local folder, its image headers read."""
     if not in_dir.is_dir():
-        raise UpscaleError(f"{in_dir}: input folder does not exist or is not a folder")
+        raise UsageError(f"{in_dir}: input folder does not exist or is not a folder")
     images, others = discover_inputs(in_dir, out_dir, recursive)
 
     def relative(path: Path) -> PurePosixPath:
@@ -160,11 +160,11 @@ def open_filesystem(uri: str):
     try:
         from pyarrow import fs
     except ImportError:
-        raise UpscaleError("object-store URIs need pyarrow: pip install 'upscale[ray]'") from None
+        raise UsageError("object-store URIs need pyarrow: pip install 'upscale[ray]'") from None
     try:
         return fs.FileSystem.from_uri(uri)
     except (ValueError, OSError) as exc:
-        raise UpscaleError(f"{uri}: {str(exc).splitlines()[0]}") from None
+        raise UsageError(f"{uri}: {str(exc).splitlines()[0]}") from None
 
 
 def list_remote(in_uri: str, out_uri: str, recursive: bool) -> Listing:
@@ -179,7 +179,7 @@ def list_remote(in_uri: str, out_uri: str, recursive: bool) -> Listing:
     try:
         infos = in_fs.get_file_info(pafs.FileSelector(in_root, recursive=recursive))
     except (FileNotFoundError, OSError) as exc:
-        raise UpscaleError(f"{in_uri}: cannot list the input folder: {str(exc).splitlines()[0]}") from None
+        raise UsageError(f"{in_uri}: cannot list the input folder: {str(exc).splitlines()[0]}") from None
     known_ext = image_extensions()
     entries, others = [], []
     for info in sorted(infos, key=lambda i: i.path):

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from .batch import FileResult, Job, OutputOptions, run_job
 from .engine import UpscaleOptions
-from .errors import UpscaleError
+from .errors import UsageError
 from .files import sweep_temp_files
 from .planning import open_filesystem
 from .remote import run_remote_job
@@ -59,7 +59,7 @@ def import_ray():
         import ray
         import ray.data
     except ImportError:
-        raise UpscaleError("the ray engine needs Ray: pip install 'upscale[ray]'") from None
+        raise UsageError("the ray engine needs Ray: pip install 'upscale[ray]'") from None
     return ray
 
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from .convert import PYTORCH_SUFFIXES, converted
-from .errors import ModelError
+from .errors import UsageError
 
 MODELS_DIR = Path(__file__).with_name("models")
 # The model `upscale dir` uses when none is named: the trained 2x model (docs/MODEL_CARD.md).
@@ -33,4 +33,4 @@ def resolve_model_path(model: str | os.PathLike[str]) -> Path:
     if path.is_file():
         return path
     known = ", ".join(bundled) or "none"
-    raise ModelError(f"{name}: no such model file, and not a bundled model (bundled: {known})")
+    raise UsageError(f"{name}: no such model file, and not a bundled model (bundled: {known})")

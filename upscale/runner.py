@@ -15,7 +15,8 @@ from typing import Protocol
 from .auto import AutoModel, load_auto
 from .batch import FileResult, Job, OutputOptions, summarise, write_report
 from .engine import UpscaleOptions
-from .errors import UpscaleError
+from .errors import UsageError
+from .files import check_writable
 from .model import UpscaleModel, load_model
 from .pipeline import run_pipelined
 from .planning import is_uri, plan_directory, plan_remote
@@ -67,19 +68,20 @@ def run_directory(input_dir: str | Path, output_dir: str | Path, model: str | No
     """Upscale every image of ``input_dir`` into ``output_dir``; returns every file's result and the context.
 
     ``model`` None is ``auto`` on the local engine (the clean or the photo model per file, `upscale.auto`) and
-    the default model on Ray (whose actors hold one model). Raises UpscaleError (DeviceError, ModelError) before
-    any file runs when the run cannot start. Ctrl-C or
+    the default model on Ray (whose actors hold one model). Raises UpscaleError (UsageError, DeviceError,
+    ModelError) before any file runs when the run cannot start (an output folder or report that cannot be
+    written included). Ctrl-C or
     SIGTERM (raised as KeyboardInterrupt) stops it after the running writes finish: the results so far come
     back with ``interrupted`` set, and the report is written all the same.
     """
     options, output, ray = options or UpscaleOptions(), output or OutputOptions(), ray or RayOptions()
     if engine not in ENGINES:
-        raise UpscaleError(f"unknown engine {engine!r}: use local or ray")
+        raise UsageError(f"unknown engine {engine!r}: use local or ray")
     input_dir, output_dir = str(input_dir), str(output_dir)
     uris = None
     if is_uri(input_dir) or is_uri(output_dir):
         if engine != "ray":
-            raise UpscaleError("object-store URIs need --engine ray")
+            raise UsageError("object-store URIs need --engine ray")
         uris = (_as_uri(input_dir), _as_uri(output_dir))
         jobs, results = plan_remote(*uris, output)
     else:
@@ -89,7 +91,7 @@ def run_directory(input_dir: str | Path, output_dir: str | Path, model: str | No
         from .ray_engine import import_ray, run_on_ray
 
         if model == "auto":
-            raise UpscaleError("--model auto runs with --engine local only; name a model for --engine ray")
+            raise UsageError("--model auto runs with --engine local only; name a model for --engine ray")
         import_ray()  # a missing extra is a clear error before any work
         model_path, device_name, model_scale = str(resolve_model_path(model)), device, None
     else:
@@ -98,6 +100,14 @@ def run_directory(input_dir: str | Path, output_dir: str | Path, model: str | No
         device_name, model_scale = str(loaded.device), loaded.scale
         if observer:
             observer.model_ready(loaded)
+    # Before any image: an output folder or report that cannot be written is one refusal, not one per file
+    # after all the work (after the model, so that a model or device refusal leaves no folder behind).
+    if uris is None:
+        check_writable(Path(output_dir), "the output folder")
+    if report is not None:
+        if report.is_dir():
+            raise UsageError(f"{report}: the report path is a folder")
+        check_writable(report.parent, "the report's folder")
     if observer:
         observer.planned(jobs, results)
 

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..degrade import SPEC_HELP, parse_spec
-from ..errors import UpscaleError
+from ..errors import UsageError
 from ..evaluate import as_json, bicubic_upscaler, evaluate, model_upscaler, summarise
 from ..files import write_atomic
 from .common import DeviceOption, ThreadsOption, TileOption, error_boundary, model_label, open_model
@@ -35,13 +35,13 @@ def eval_command(
     with error_boundary():
         for folder in folders:
             if not folder.is_dir():
-                raise UpscaleError(f"{folder}: not a folder")
+                raise UsageError(f"{folder}: not a folder")
         specs = degrade or ["clean"]
         for spec in specs:
             try:
                 parse_spec(spec)
             except ValueError as exc:
-                raise UpscaleError(str(exc)) from None
+                raise UsageError(str(exc)) from None
         if model == "bicubic":
             upscaler, label = bicubic_upscaler(scale), "bicubic (MATLAB imresize)"
         else:
@@ -52,7 +52,7 @@ def eval_command(
                         f"with Lanczos, so this measures that pipeline, not the model at its own scale")
         scores = [score for spec in specs for score in evaluate(folders, scale, upscaler, spec)]
         if not scores:
-            raise UpscaleError("no images found in " + ", ".join(map(str, folders)))
+            raise UsageError("no images found in " + ", ".join(map(str, folders)))
         table = Table("dataset", "image", f"PSNR (Y, x{scale})", "SSIM", title=label)
         if per_image:
             for s in scores:

@@ -9,7 +9,7 @@ import typer
 
 from ..batch import Job, OutputOptions, run_job
 from ..engine import UpscaleOptions
-from ..errors import UpscaleError
+from ..errors import UsageError
 from ..images import DEFAULT_PNG_COMPRESSION, EXTENSIONS, probe_header
 from .common import (
     BatchOption,
@@ -31,7 +31,7 @@ def _format_for(path: Path) -> str:
     for fmt, extensions in EXTENSIONS.items():
         if path.suffix.lower() in extensions:
             return fmt
-    raise UpscaleError(f"{path}: cannot tell the output format from the extension (use .png, .jpg, .webp, .tif)")
+    raise UsageError(f"{path}: cannot tell the output format from the extension (use .png, .jpg, .webp, .tif)")
 
 
 def image_command(
@@ -52,7 +52,7 @@ def image_command(
     """Upscale one image file."""
     with error_boundary():
         if output_file.exists() and not overwrite:
-            raise UpscaleError(f"{output_file}: exists (use --overwrite to replace it)")
+            raise UsageError(f"{output_file}: exists (use --overwrite to replace it)")
         fmt = _format_for(output_file)
         size, _, deep = probe_header(input_file)
         loaded = open_model(model or "auto", device, threads, quiet, scale)
