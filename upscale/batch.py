@@ -74,6 +74,7 @@ class Job:
     output_format: str
     size: tuple[int, int] | None = None
     deep: bool = False  # 16-bit samples, from the header
+    note: str | None = None  # said in the result's warnings (why an existing output is redone)
 
     def need(self, factor: float) -> int | None:
         """Predicted bytes to upscale this file by ``factor`` (`upscale.memory`); None without a header size."""
@@ -82,6 +83,12 @@ class Job:
     @property
     def pixels(self) -> int | None:
         return self.size[0] * self.size[1] if self.size else None
+
+
+def new_result(job: Job) -> FileResult:
+    """The result a job starts from (ok until a step fails), with the job's note as its first warning."""
+    return FileResult(str(job.input), str(job.output), "ok", input_size=job.size,
+                      warnings=[job.note] if job.note else [])
 
 
 def failure_message(exc: BaseException, step: str, output: PurePath | str | None = None) -> str:
@@ -124,7 +131,7 @@ def upscale_job(model: UpscaleModel | AutoModel, picture: Picture, options: Upsc
         result.model, result.model_reason = chosen.path.stem, why
     upscaled = upscale_picture(chosen, picture, options, on_pixels)
     result.output_size = upscaled.size
-    result.warnings = list(picture.warnings)
+    result.warnings += picture.warnings
     return upscaled
 
 
@@ -149,7 +156,7 @@ def set_seconds(result: FileResult, decode: float, upscale: float, write: float)
 def run_job(model: UpscaleModel | AutoModel, job: Job, options: UpscaleOptions, output: OutputOptions,
             on_pixels=None) -> FileResult:
     """Upscale one file, step after step; every expected failure becomes a failed result, never an exception."""
-    result = FileResult(str(job.input), str(job.output), "ok", input_size=job.size)
+    result = new_result(job)
     step = "decode"
     seconds = {"decode": 0.0, "upscale": 0.0, "write": 0.0}
     start = time.perf_counter()

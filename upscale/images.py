@@ -92,6 +92,54 @@ def probe_header(path: Path) -> tuple[tuple[int, int], str, bool]:
         raise ImageError(path, describe_error(exc)) from None
 
 
+def upright_size(path: Path) -> tuple[int, int]:
+    """(width, height) as displayed: the header's size, turned by the EXIF orientation (what outputs carry)."""
+    size = probe_header(path)[0]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                orientation = int(im.getexif().get(_ORIENTATION_TAG, 1) or 1)
+    except (OSError, ValueError, SyntaxError):
+        orientation = 1
+    return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
+
+
+_TAIL = 1024  # bytes read from a file's end to see that it was written to the end
+
+
+def incomplete_output(path: Path, expected: tuple[int, int]) -> str | None:
+    """Why the existing file ``path`` is not a finished output of ``expected`` (width, height), or None.
+
+    A re-run skips existing outputs; one truncated or emptied by another program (or a disk that lied) must be
+    redone instead. The header gives the size; the end of the file shows that it was written to the end (PNG's
+    IEND chunk, JPEG's end-of-image marker, WebP's RIFF length); other formats are decoded in full."""
+    try:
+        size, fmt, _ = probe_header(path)
+    except ImageError as exc:
+        return f"is unreadable ({exc.cause})"
+    if size != expected:
+        return f"is {size[0]}x{size[1]}, not {expected[0]}x{expected[1]}"
+    length = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(12)
+        f.seek(max(0, length - _TAIL))
+        tail = f.read()
+    if fmt == "PNG":
+        complete = tail.endswith(b"IEND\xaeB`\x82")
+    elif fmt == "JPEG":
+        complete = b"\xff\xd9" in tail
+    elif fmt == "WEBP":
+        complete = int.from_bytes(head[4:8], "little") + 8 == length
+    else:
+        try:
+            read_image(path, max_pixels=expected[0] * expected[1] + 1)
+            complete = True
+        except ImageError:
+            complete = False
+    return None if complete else "is truncated"
+
+
 def describe_error(exc: BaseException) -> str:
     """The one-line cause of a failed open or decode, for reports."""
     if isinstance(exc, Image.UnidentifiedImageError):

@@ -31,6 +31,7 @@ from .batch import (
     check_fits,
     decode_job,
     failure_message,
+    new_result,
     set_seconds,
     upscale_job,
     write_timed,
@@ -141,7 +142,7 @@ def run_pipelined(
             if on_start:
                 on_start(job)
             picture, error, decode_seconds = future.result()
-            result = FileResult(str(job.input), str(job.output), "ok", input_size=job.size)
+            result = new_result(job)
             if picture is None:
                 result.status, result.error = "failed", error
                 writing.append((job, result, None, (decode_seconds, 0.0)))

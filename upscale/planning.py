@@ -22,7 +22,15 @@ from pathlib import Path, PurePath, PurePosixPath
 from .batch import FileResult, Job, OutputOptions
 from .errors import ImageError, UsageError
 from .files import TEMP_SUFFIX
-from .images import EXTENSIONS, format_of_extension, image_extensions, output_format, probe_header
+from .images import (
+    EXTENSIONS,
+    format_of_extension,
+    image_extensions,
+    incomplete_output,
+    output_format,
+    probe_header,
+    upright_size,
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,30 @@ def plan_entries(listing: Listing, options: OutputOptions) -> tuple[list[Job], l
         else:
             jobs.append(job)
     return jobs, known
+
+
+def redo_incomplete(jobs: list[Job], known: list[FileResult], factor: float) -> tuple[list[Job], list[FileResult]]:
+    """Skipped local outputs that are not finished results of this run (not an image, another size, cut short)
+    become jobs again, with a note saying why; the others stay skipped."""
+    redo, kept = [], []
+    for result in known:
+        if result.status != "skipped":
+            kept.append(result)
+            continue
+        source, target = Path(result.input), Path(result.output or "")
+        try:
+            width, height = upright_size(source)
+            deep = probe_header(source)[2]
+        except ImageError:  # the input changed since planning: leave the output alone
+            kept.append(result)
+            continue
+        why = incomplete_output(target, (round(width * factor), round(height * factor)))
+        if why is None:
+            kept.append(result)
+        else:
+            fmt = format_of_extension(target.suffix) or "PNG"
+            redo.append(Job(source, target, fmt, result.input_size, deep, f"redone: the existing output {why}"))
+    return jobs + redo, kept
 
 
 # --- local folders ---------------------------------------------------------------------------------------------

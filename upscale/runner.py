@@ -19,7 +19,7 @@ from .errors import UsageError
 from .files import check_writable
 from .model import UpscaleModel, load_model
 from .pipeline import run_pipelined
-from .planning import is_uri, plan_directory, plan_remote
+from .planning import is_uri, plan_directory, plan_remote, redo_incomplete
 from .registry import resolve_model_path
 
 ENGINES = ("local", "ray")
@@ -100,6 +100,9 @@ def run_directory(input_dir: str | Path, output_dir: str | Path, model: str | No
         device_name, model_scale = str(loaded.device), loaded.scale
         if observer:
             observer.model_ready(loaded)
+    factor = options.factor or model_scale  # on Ray without --scale the model's scale is its actors' to know
+    if uris is None and factor and not output.overwrite:
+        jobs, results = redo_incomplete(jobs, results, factor)
     # Before any image: an output folder or report that cannot be written is one refusal, not one per file
     # after all the work (after the model, so that a model or device refusal leaves no folder behind).
     if uris is None:

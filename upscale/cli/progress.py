@@ -28,10 +28,11 @@ class BatchProgress:
             note(describe_model(model))
 
     def planned(self, jobs: list[Job], known: list[FileResult]) -> None:
-        for r in known:
-            if r.status == "failed":
-                error(f"{r.input}: {r.error}")
-        self.total_files = len(jobs)
+        refused = [r for r in known if r.status == "failed"]  # found bad while planning: inputs all the same
+        for r in refused:
+            error(f"{r.input}: {r.error}")
+        self.total_files = len(jobs) + len(refused)
+        self.files_done = len(refused)
         self.began = time.perf_counter()
         if not self.quiet and out.is_terminal and jobs:
             self.bar = Progress(
