@@ -21,9 +21,12 @@ variant) gives a model `upscale dir --model FILE` runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -68,10 +71,23 @@ def unactivated_convs(model: onnx.ModelProto) -> list[str]:
     return [n.name for n in model.graph.node if n.op_type == "Conv" and n.output[0] not in relu_inputs]
 
 
+@contextlib.contextmanager
+def _working_directory(path: Path) -> Iterator[None]:
+    previous = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
 def quantise(source: Path, target: Path, calibration: Path | None, scale: int, body_only: bool) -> None:
     """Quantise every convolution, or with ``body_only`` those followed by a ReLU: the bicubic branch, the last
     layer and the residual sum stay float32, so the image's coarse content is not rounded to 256 levels twice."""
-    with tempfile.TemporaryDirectory() as tmp:
+    source, target = source.resolve(), target.resolve()
+    with tempfile.TemporaryDirectory() as tmp, _working_directory(Path(tmp)):
+        # onnxruntime's quantisation tools leave files in the working directory (sym_shape_infer_temp.onnx, an
+        # augmented model's external .data): here, that is the temporary folder, never the user's.
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)  # dynamic H, W
         graph = onnx.load(str(prepared))
