@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from upscale import load_model
+from upscale import load_model, memory
 from upscale import pipeline as pipeline_module
 from upscale.batch import Job, OutputOptions
 from upscale.engine import UpscaleOptions
@@ -167,3 +167,72 @@ def test_a_full_disk_stops_the_run_and_names_what_was_not_attempted(tmp_path: Pa
     assert stopped and all("disk is full" in files[n]["error"] for n in stopped)
     assert len(writes) <= 4  # it stopped writing: the writes already under way at most, not all six
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png"]  # nothing partial
+
+
+def fake_kernel(root: Path, monkeypatch, *, meminfo_kb: int = 8_000_000, rss_kb: int = 100_000,
+                cgroup: str = "0::/job/step", files: dict[str, str] | None = None) -> None:
+    """A fake /proc and cgroup tree for `upscale.memory` (the kernel's own units: kB in /proc, bytes in cgroups)."""
+    proc, groups = root / "proc", root / "cgroup"
+    (proc / "self").mkdir(parents=True)
+    (proc / "meminfo").write_text(f"MemTotal:       16000000 kB\nMemAvailable:   {meminfo_kb} kB\n")
+    (proc / "self" / "status").write_text(f"VmSize:   200000 kB\nVmRSS:   {rss_kb} kB\n")
+    (proc / "self" / "cgroup").write_text(cgroup + "\n")
+    for name, text in (files or {}).items():
+        (groups / name).parent.mkdir(parents=True, exist_ok=True)
+        (groups / name).write_text(text)
+    groups.mkdir(exist_ok=True)
+    monkeypatch.setattr(memory, "PROC", proc)
+    monkeypatch.setattr(memory, "CGROUP", groups)
+
+
+def test_proc_figures_are_read_in_kilobytes(tmp_path: Path, monkeypatch) -> None:
+    fake_kernel(tmp_path, monkeypatch, meminfo_kb=3_000_000)
+    assert budget() == Budget(3_000_000 * 1024, "available memory")
+
+
+def test_cgroup_v2_usage_is_subtracted_from_the_tightest_limit_above_the_process(tmp_path: Path,
+                                                                               monkeypatch) -> None:
+    fake_kernel(tmp_path, monkeypatch, files={
+        "memory.max": "max", "memory.current": "999",  # the root: no limit
+        "job/memory.max": str(2 * 2**30), "job/memory.current": str(2**30),  # the job: 1 GiB left
+        "job/step/memory.max": "max", "job/step/memory.current": str(2**29),
+    })
+    assert budget() == Budget(2**30, "the cgroup's memory limit")
+
+
+def test_cgroup_v1_memory_controller_and_its_no_limit_value(tmp_path: Path, monkeypatch) -> None:
+    fake_kernel(tmp_path, monkeypatch, cgroup="4:memory:/box\n0::/", files={
+        "memory/box/memory.limit_in_bytes": str(3 * 2**30), "memory/box/memory.usage_in_bytes": str(2**30),
+        "memory/memory.limit_in_bytes": "9223372036854771712", "memory/memory.usage_in_bytes": "5",
+    })
+    assert budget() == Budget(2 * 2**30, "the cgroup's memory limit")
+    fake_kernel(tmp_path / "free", monkeypatch, cgroup="4:memory:/", files={
+        "memory/memory.limit_in_bytes": "9223372036854771712", "memory/memory.usage_in_bytes": "5"})
+    assert budget().limited_by == "available memory"
+
+
+def test_max_memory_counts_from_the_resident_set(tmp_path: Path, monkeypatch) -> None:
+    fake_kernel(tmp_path, monkeypatch, rss_kb=100_000)
+    assert budget(500 * 2**20) == Budget(500 * 2**20 - 100_000 * 1024, "--max-memory")
+
+
+def test_max_memory_from_the_command_line_reaches_the_planner(tmp_path: Path, tiny_model: Path) -> None:
+    from typer.testing import CliRunner
+
+    from upscale.cli.app import app
+
+    (tmp_path / "in").mkdir()
+    Image.fromarray(photo(40, 40)).save(tmp_path / "in" / "a.png")
+    args = ["dir", str(tmp_path / "in"), str(tmp_path / "out"), "-m", str(tiny_model)]
+    refused = CliRunner().invoke(app, [*args, "--max-memory", "1M"])
+    assert refused.exit_code == 1 and "(--max-memory)" in refused.output and "a larger --max-memory" in refused.output
+    assert CliRunner().invoke(app, [*args, "--max-memory", "64G"]).exit_code == 0
+
+
+def test_encoders_that_copy_and_16_bit_samples_cost_what_the_model_says() -> None:
+    size, factor = (1000, 800), 3
+    outputs = 1000 * 800 * factor**2
+    png = image_need(size, factor) - memory.WORKING_SET
+    assert image_need(size, factor, deep=True) - memory.WORKING_SET == 2 * png  # 16-bit: every buffer doubles
+    for fmt in ("JPEG", "WEBP", "TIFF"):  # Pillow's own copy of the output (4 bytes a pixel) and the file
+        assert image_need(size, factor, fmt=fmt) - image_need(size, factor) >= 4 * outputs

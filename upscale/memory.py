@@ -27,6 +27,9 @@ WORKING_SET = 320 * 2**20
 """onnxruntime's tiles at their largest (200-250 MB measured for the bundled models at 2x and 4x) with room."""
 
 STREAMED_FORMATS = ("PNG",)
+PROC = Path("/proc")
+CGROUP = Path("/sys/fs/cgroup")
+"""Where the kernel's figures are read (tests point these at a fake tree)."""
 
 
 def image_need(size: tuple[int, int], factor: float, deep: bool = False, fmt: str = "PNG") -> int:
@@ -49,7 +52,7 @@ class Budget:
 
 def _meminfo_available() -> int | None:
     try:
-        text = Path("/proc/meminfo").read_text()
+        text = (PROC / "meminfo").read_text()
     except OSError:
         return None
     match = re.search(r"^MemAvailable:\s+(\d+) kB", text, re.M)
@@ -57,23 +60,43 @@ def _meminfo_available() -> int | None:
 
 
 def _cgroup_room() -> int | None:
-    """The cgroup's memory limit less its usage (v2, else v1); None without a limit."""
-    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+    """The tightest cgroup memory limit less its usage, in bytes, over this process's cgroup and every cgroup
+    above it (v2 and v1; inside a container the namespace makes its own cgroup the root); None without a limit."""
+    rooms = []
+    for folder, limit_name, usage_name in _cgroup_memory_files():
         try:
-            limit, usage = Path(limit_file).read_text().strip(), Path(usage_file).read_text().strip()
-        except OSError:
+            limit, usage = (folder / limit_name).read_text().strip(), (folder / usage_name).read_text().strip()
+            if limit != "max" and int(limit) < 2**60:  # v1 writes "no limit" as a number near 2**63
+                rooms.append(int(limit) - int(usage))
+        except (OSError, ValueError):
             continue
-        if limit == "max" or int(limit) >= 2**60:
-            return None
-        return int(limit) - int(usage)
-    return None
+    return min(rooms) if rooms else None
+
+
+def _cgroup_memory_files() -> list[tuple[Path, str, str]]:
+    """(folder, limit file, usage file) for this process's cgroups, from /proc/self/cgroup (``0::/path`` for v2,
+    ``N:memory:/path`` for v1), each folder followed by those above it."""
+    try:
+        lines = (PROC / "self" / "cgroup").read_text().splitlines()
+    except OSError:
+        lines = []
+    found = []
+    for line in lines or ["0::/"]:
+        number, controllers, path = [*line.split(":", 2), "", ""][:3]
+        if number == "0" and controllers == "":
+            base, names = CGROUP, ("memory.max", "memory.current")
+        elif "memory" in controllers.split(","):
+            base, names = CGROUP / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        else:
+            continue
+        folder = base / path.strip().lstrip("/")
+        found += [(f, *names) for f in (folder, *folder.parents) if f.is_relative_to(base)]
+    return found
 
 
 def _status_bytes(field: str) -> int | None:
     try:
-        match = re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
+        match = re.search(rf"^{field}:\s+(\d+) kB", (PROC / "self" / "status").read_text(), re.M)
     except OSError:
         return None
     return int(match.group(1)) * 1024 if match else None
