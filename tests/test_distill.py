@@ -1,0 +1,90 @@
+"""Distillation: the teacher's term pulls the student toward the teacher's output (not the ground truth), carries
+a gradient, and the teacher runs with its EMA weights (what its validation scored)."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from upscale.train.arch import create_model  # noqa: E402
+from upscale.train.checkpoint import checkpoint_state, model_from_checkpoint, save_checkpoint  # noqa: E402
+from upscale.train.config import TrainConfig  # noqa: E402
+from upscale.train.losses import SRLoss  # noqa: E402
+from upscale.train.trainer import Run, _attach_teacher, _step, torch_upscaler  # noqa: E402
+
+from .conftest import photo  # noqa: E402
+
+TINY = {"channels": 8, "depth": 2}
+
+
+def student_run(weight: float) -> Run:
+    torch.manual_seed(0)
+    model = create_model("repsr", 2, **TINY)
+    cfg = TrainConfig(arch="repsr", arch_options=dict(TINY), distill_weight=weight, warmup=0, grad_clip=0)
+    return Run(cfg, torch.device("cpu"), 1, 0, model, model, None, torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def batch(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    lr = torch.from_numpy(rng.integers(0, 256, (2, 3, 8, 8), dtype=np.uint8))
+    hr = torch.from_numpy(rng.integers(0, 256, (2, 3, 16, 16), dtype=np.uint8))
+    teacher = torch.from_numpy(rng.integers(0, 256, (2, 3, 16, 16), dtype=np.uint8))
+    return lr, hr, teacher
+
+
+def gradients(run: Run) -> list[torch.Tensor]:
+    return [p.grad.clone() for p in run.model.parameters() if p.grad is not None]
+
+
+def test_the_teachers_term_is_the_distance_to_the_teachers_output_with_its_gradient() -> None:
+    lr, hr, teacher = batch(1)
+    run = student_run(0.7)
+    loss, parts, _ = _step(run, 10, (lr, hr, teacher), SRLoss(), contextlib.nullcontext())
+    got = gradients(run)
+
+    reference = student_run(0.7)  # the same student, the loss written out by hand
+    sr = reference.model(lr.float() / 255)
+    distance = torch.nn.functional.l1_loss(sr, teacher.float() / 255)
+    expected = torch.nn.functional.l1_loss(sr, hr.float() / 255) + 0.7 * distance
+    expected.backward()
+    assert parts["distill"] == pytest.approx(float(distance), rel=1e-6)
+    assert float(loss) == pytest.approx(float(expected), rel=1e-6)
+    for a, b in zip(got, gradients(reference), strict=True):
+        torch.testing.assert_close(a, b)
+    # toward the teacher, not the ground truth: a teacher equal to HR would give another gradient
+    other = student_run(0.7)
+    _step(other, 10, (lr, hr, hr), SRLoss(), contextlib.nullcontext())
+    assert any(not torch.allclose(a, b) for a, b in zip(got, gradients(other), strict=True))
+    # and the term carries a gradient of its own: weight 0 gives another one
+    plain = student_run(0.0)
+    _step(plain, 10, (lr, hr, teacher), SRLoss(), contextlib.nullcontext())
+    assert any(not torch.allclose(a, b) for a, b in zip(got, gradients(plain), strict=True))
+
+
+def test_the_teacher_runs_with_its_ema_weights(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    model, ema = create_model("repsr", 2, **TINY), create_model("repsr", 2, **TINY)
+    with torch.no_grad():
+        for p in ema.parameters():
+            p.add_(0.05)
+    path = tmp_path / "teacher.pt"
+    cfg = TrainConfig(arch="repsr", arch_options=dict(TINY))
+    save_checkpoint(path, checkpoint_state(model, ema, torch.optim.Adam(model.parameters()), 5, 1.0, cfg))
+
+    class Sampler:
+        def set_teacher(self, upscaler) -> None:
+            self.teacher = upscaler
+
+    sampler = Sampler()
+    _attach_teacher(sampler, TrainConfig(scale=2, teacher=str(path), distill_weight=1.0), torch.device("cpu"))
+    lr = photo(12, 16)
+    state = torch.load(path, weights_only=True)
+    with_ema = torch_upscaler(model_from_checkpoint(state, use_ema=True).eval(), torch.device("cpu"))(lr)
+    raw = torch_upscaler(model_from_checkpoint(state, use_ema=False).eval(), torch.device("cpu"))(lr)
+    assert not np.array_equal(with_ema, raw)
+    assert np.abs(sampler.teacher(lr).astype(int) - with_ema.astype(int)).max() <= 1  # folded branches round
