@@ -12,7 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from upscale import load_model
-from upscale.auto import AutoModel, decide
+from upscale.auto import BLOCKINESS_FROM, AutoModel, decide, noise_from
 from upscale.cli.app import app
 from upscale.evidence import Evidence, blockiness, gather, ijg_table, jpeg_quality, noise_level
 from upscale.images import read_image
@@ -43,7 +43,7 @@ def test_pixels_show_blocks_and_noise() -> None:
     clean = photograph()
     decoded = np.asarray(Image.open(io.BytesIO(jpeg_bytes(clean, 40))))
     luma = lambda a: a.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)  # noqa: E731
-    assert blockiness(luma(clean)) < 1.05 < blockiness(luma(decoded))
+    assert blockiness(luma(clean)) < BLOCKINESS_FROM < blockiness(luma(decoded))
     noisy = np.clip(clean + np.random.default_rng(0).normal(0, 6, clean.shape), 0, 255).astype(np.uint8)
     assert noise_level(luma(clean)) < 1.0 < 2.0 < noise_level(luma(noisy))
     flat = np.full((64, 64), 100.0, np.float32)
@@ -53,12 +53,62 @@ def test_pixels_show_blocks_and_noise() -> None:
 def test_the_rule() -> None:
     assert decide(Evidence(50, 0.2, 1.0))[0] and "JPEG quality ~50" in decide(Evidence(50, 0.2, 1.0))[1]
     assert not decide(Evidence(95, 0.2, 1.0))[0]
-    assert decide(Evidence(None, 0.2, 1.2)) == (True, "8x8 blockiness 1.20")
+    assert decide(Evidence(None, 0.2, 1.45)) == (True, "8x8 blockiness 1.45")
     assert decide(Evidence(None, 3.0, 1.0)) == (True, "noise 3.0")
     assert not decide(Evidence(None, 0.5, 1.01))[0]
     assert gather(photograph(), None).jpeg_quality is None
     deep = photograph().astype(np.uint16) * 257  # 16-bit: measured in 8-bit levels all the same
     assert abs(gather(deep, None).noise - gather(photograph(), None).noise) < 0.05
+
+
+@pytest.mark.parametrize(("quality", "degraded"), [(89, True), (90, False), (91, False)])
+def test_the_jpeg_quality_edge(quality: int, degraded: bool) -> None:
+    assert decide(Evidence(quality, 0.0, 1.0))[0] is degraded
+
+
+@pytest.mark.parametrize("blocks", [64, 144, 16_384])
+def test_the_blockiness_and_noise_edges(blocks: int) -> None:
+    below, at = BLOCKINESS_FROM - 0.01, BLOCKINESS_FROM
+    assert not decide(Evidence(None, 0.0, below, blocks))[0] and decide(Evidence(None, 0.0, at, blocks))[0]
+    edge = noise_from(blocks)
+    assert not decide(Evidence(None, edge - 0.01, 1.0, blocks))[0]
+    assert decide(Evidence(None, edge, 1.0, blocks)) == (True, f"noise {edge:.1f}")
+    assert noise_from(64) == pytest.approx(2.75) and noise_from(16_384) == pytest.approx(2.046875)
+
+
+def test_small_pictures_must_show_more_noise() -> None:
+    """The same reading counts on a large picture and not on a small one (few blocks, textures read as noise)."""
+    assert decide(Evidence(None, 2.3, 1.0, 16_384))[0] and not decide(Evidence(None, 2.3, 1.0, 100))[0]
+    small = gather(photograph()[:96, :96], None)
+    assert small.blocks == 144 and gather(photograph(), None).blocks == 1024
+
+
+def test_blockiness_survives_the_crop_of_a_large_photo() -> None:
+    """Over 1 MP the evidence reads a centred crop, which must keep the file's 8x8 grid (an unaligned crop reads
+    no blocks at all). 1203x1203: a centred 1000-pixel crop would start at 101, the aligned one at 96."""
+    big = np.asarray(Image.fromarray(skimage_data.astronaut()).resize((1203, 1203), Image.LANCZOS))
+    decoded = np.asarray(Image.open(io.BytesIO(jpeg_bytes(big, 50))))
+    evidence = gather(decoded, None)
+    assert evidence.blocks == 125 * 125 and evidence.blockiness >= BLOCKINESS_FROM, evidence
+    assert decide(evidence)[0]
+    assert gather(big, None).blockiness < BLOCKINESS_FROM
+
+
+@pytest.mark.parametrize(("scale", "pair"), [("3", ("repsr-x4", "photo-x4")), ("4", ("repsr-x4", "photo-x4")),
+                                             ("2", ("repsr-x2", "photo-x2"))])
+def test_auto_through_the_command_line_takes_the_pair_of_the_scale(tmp_path: Path, scale: str,
+                                                                   pair: tuple[str, str]) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "q40.jpg").write_bytes(jpeg_bytes(photograph()[:40, :48], 40))
+    Image.fromarray(photograph()[:40, :48]).save(folder / "clean.png")
+    report = tmp_path / "r.json"
+    result = CliRunner().invoke(app, ["dir", str(folder), str(tmp_path / "out"), "--scale", scale, "--report",
+                                      str(report), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    files = {Path(f["input"]).name: f for f in json.loads(report.read_text())["files"]}
+    assert (files["clean.png"]["model"], files["q40.jpg"]["model"]) == pair
+    assert Image.open(tmp_path / "out" / "clean.png").size == (48 * int(scale), 40 * int(scale))
 
 
 def test_auto_model_chooses_per_picture(tiny_model: Path, bare_model: Path, tmp_path: Path) -> None:

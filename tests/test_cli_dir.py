@@ -69,10 +69,11 @@ def test_existing_outputs_are_skipped_unless_overwrite(tmp_path: Path, tiny_mode
     make_images(tmp_path / "in", ["a.png"])
     out = tmp_path / "out"
     out.mkdir()
-    (out / "a.png").write_bytes(b"keep me")
+    Image.fromarray(photo(40, 60, seed=9)).save(out / "a.png")  # a finished output of this run's size: kept
+    kept = (out / "a.png").read_bytes()
     result = run("dir", tmp_path / "in", out, "-m", tiny_model)
     assert result.exit_code == 0 and "1 skipped" in result.output
-    assert (out / "a.png").read_bytes() == b"keep me"
+    assert (out / "a.png").read_bytes() == kept
     result = run("dir", tmp_path / "in", out, "-m", tiny_model, "--overwrite")
     assert result.exit_code == 0 and Image.open(out / "a.png").size == (60, 40)
 

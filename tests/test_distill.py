@@ -52,8 +52,8 @@ def test_the_teachers_term_is_the_distance_to_the_teachers_output_with_its_gradi
     distance = torch.nn.functional.l1_loss(sr, teacher.float() / 255)
     expected = torch.nn.functional.l1_loss(sr, hr.float() / 255) + 0.7 * distance
     expected.backward()
-    assert parts["distill"] == pytest.approx(float(distance), rel=1e-6)
-    assert float(loss) == pytest.approx(float(expected), rel=1e-6)
+    assert parts["distill"] == pytest.approx(float(distance.detach()), rel=1e-6)
+    assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-6)
     for a, b in zip(got, gradients(reference), strict=True):
         torch.testing.assert_close(a, b)
     # toward the teacher, not the ground truth: a teacher equal to HR would give another gradient

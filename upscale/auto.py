@@ -5,16 +5,20 @@ models (`photo-x*`, trained on realistic degradations) remove them at a small co
 (`decide`), from `upscale.evidence`:
 
 - a JPEG whose quantisation tables say quality below 90 -> photo;
-- otherwise, 8x8 blockiness of 1.06 or more (a JPEG saved again as PNG, say) -> photo;
-- otherwise, noise in the flattest blocks of 2.0 levels or more -> photo;
+- otherwise, 8x8 blockiness of 1.3 or more (a JPEG saved again as PNG, say) -> photo;
+- otherwise, noise in the flattest blocks of at least 2.0 + 6 / sqrt(blocks) levels -> photo (2.05 on a
+  megapixel, 2.6 on a 100x100 picture: the fewer 8x8 blocks, the likelier a textured clean picture has no flat
+  one, so small pictures must show more);
 - else clean.
 
-The thresholds sit between what clean and degraded pictures measure (README: `--model auto`). Gathering the
-evidence reads at most ~1 MP of luma, a few milliseconds a file.
+The thresholds were set on BSDS500's test images at 1/2, 1/4 and 1/6 size and checked on Set5, Set14 and T91
+(`benchmarks/auto_rates.py`; README: `--model auto`). Gathering the evidence reads at most ~1 MP of luma, a few
+milliseconds a file.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .device import Device
@@ -24,8 +28,14 @@ from .model import UpscaleModel, load_model
 from .registry import bundled_models
 
 JPEG_QUALITY_BELOW = 90
-BLOCKINESS_FROM = 1.06
+BLOCKINESS_FROM = 1.3
 NOISE_FROM = 2.0
+NOISE_SMALL_PICTURE = 6.0  # added over sqrt(8x8 blocks measured)
+
+
+def noise_from(blocks: int) -> float:
+    """The noise reading that counts as degraded, for a picture of ``blocks`` 8x8 blocks."""
+    return NOISE_FROM + NOISE_SMALL_PICTURE / math.sqrt(max(blocks, 1))
 
 # scale -> (clean model, photo model), by bundled name
 PAIRS = {2: ("repsr-x2", "photo-x2"), 4: ("repsr-x4", "photo-x4")}
@@ -38,7 +48,7 @@ def decide(evidence: Evidence) -> tuple[bool, str]:
         return True, f"JPEG quality ~{q}"
     if evidence.blockiness >= BLOCKINESS_FROM:
         return True, f"8x8 blockiness {evidence.blockiness:.2f}"
-    if evidence.noise >= NOISE_FROM:
+    if evidence.noise >= noise_from(evidence.blocks):
         return True, f"noise {evidence.noise:.1f}"
     return False, "clean (" + evidence.describe() + ")"
 
