@@ -16,7 +16,7 @@ from .auto import AutoModel, load_auto
 from .batch import FileResult, Job, OutputOptions, summarise, write_report
 from .engine import UpscaleOptions
 from .errors import UsageError
-from .files import check_writable
+from .files import check_writable, sweep_temp_files
 from .model import UpscaleModel, load_model
 from .pipeline import run_pipelined
 from .planning import is_uri, plan_directory, plan_remote, redo_incomplete
@@ -107,6 +107,9 @@ def run_directory(input_dir: str | Path, output_dir: str | Path, model: str | No
     # after all the work (after the model, so that a model or device refusal leaves no folder behind).
     if uris is None:
         check_writable(Path(output_dir), "the output folder")
+        # what writes killed in an earlier run left (hidden temporaries, never under a final name): gone now,
+        # whenever the kill landed
+        sweep_temp_files({Path(r.output).parent for r in [*results, *jobs] if r.output is not None})
     if report is not None:
         if report.is_dir():
             raise UsageError(f"{report}: the report path is a folder")
