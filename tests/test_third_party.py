@@ -177,3 +177,38 @@ def test_without_torch_the_error_names_the_extra(tmp_path: Path, cache: Path, mo
         convert.converted(weights)
     result = runner.invoke(app, ["dir", str(tmp_path), str(tmp_path / "o"), "-m", str(weights)])
     assert result.exit_code == 2 and "upscale[pth]" in result.output and "Traceback" not in result.output
+
+
+def test_an_export_that_disagrees_with_pytorch_writes_nothing(tmp_path: Path, cache: Path, monkeypatch) -> None:
+    """Both exporters 'succeed' with a graph 0.5 off PyTorch: nothing is written, nothing cached, one line."""
+    from upscale.export import third_party
+
+    monkeypatch.setattr(third_party, "_parity", lambda *args: 0.5)
+    weights = save(tmp_path, "compact.pth", compact_general_x4v3())
+    out = tmp_path / "m.onnx"
+    result = runner.invoke(export_app, [str(out), "-c", str(weights)])
+    assert result.exit_code == 1 and "differs from PyTorch by 5.00e-01" in result.output, result.output
+    assert not out.exists() and not list(tmp_path.glob("*.onnx"))
+
+
+def test_fp16_is_refused_where_spandrel_says_half_does_not_work(tmp_path: Path) -> None:
+    from spandrel.architectures.DCTLSA import DCTLSA
+
+    torch.manual_seed(0)
+    weights = save(tmp_path, "dctlsa.pth", DCTLSA(nf=10, num_modules=1, num_head=2, upscale=2).state_dict())
+    assert spandrel.ModelLoader().load_from_state_dict(torch.load(weights)).supports_half is False
+    out = tmp_path / "h.onnx"
+    result = runner.invoke(export_app, [str(out), "-c", str(weights), "--fp16"])
+    assert result.exit_code == 1 and "does not support float16" in result.output and not out.exists(), result.output
+
+
+def test_face_models_are_refused(tmp_path: Path, monkeypatch) -> None:
+    """A descriptor spandrel marks FaceSR (GFPGAN, CodeFormer, RestoreFormer: aligned faces in, faces out)."""
+    weights = save(tmp_path, "face.pth", compact_general_x4v3())
+    real = spandrel.ModelLoader().load_from_state_dict(torch.load(weights))
+    face = spandrel.ImageModelDescriptor(real.model, real.model.state_dict(), real.architecture, "FaceSR", [],
+                                         True, True, real.scale, 3, 3)
+    monkeypatch.setattr(spandrel.ModelLoader, "load_from_state_dict", lambda self, state: face)
+    out = tmp_path / "f.onnx"
+    result = runner.invoke(export_app, [str(out), "-c", str(weights)])
+    assert result.exit_code == 1 and "face-restoration model" in result.output and not out.exists(), result.output
