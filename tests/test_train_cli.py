@@ -109,3 +109,19 @@ def test_resume_rules_without_the_command_line() -> None:
     assert warnings == ["--threads 2 on resume (the run had None)"]  # out is where the run lives: no warning
     with pytest.raises(UsageError, match=r"--batch-size 8 \(the run has 16\).*--arch-option"):
         config_for_resume(saved, {"batch_size": 8, "arch_options": {"depth": 3}})
+
+
+def test_resume_refuses_another_teacher_or_distillation_weight(tmp_path: Path) -> None:
+    data = data_folder(tmp_path / "data")
+    invoke("--data", data, "--out", tmp_path / "teacher", *RUN, "--stop-after", "1")
+    teacher = tmp_path / "teacher" / "last.pt"
+    other = tmp_path / "other.pt"
+    other.write_bytes(teacher.read_bytes())
+    run = tmp_path / "student"
+    invoke("--data", data, "--out", run, *RUN, "--stop-after", "1", "--teacher", teacher, "--distill-weight", "0.5")
+    before = (run / "last.pt").read_bytes()
+    for option, value, said in [("--teacher", other, f"--teacher {other} (the run has {teacher})"),
+                                ("--distill-weight", "0.9", "--distill-weight 0.9 (the run has 0.5)")]:
+        refused = CliRunner().invoke(app, ["--out", str(run), "--resume", option, str(value)])
+        assert refused.exit_code == 2 and said in refused.output.replace("\n", ""), refused.output
+        assert (run / "last.pt").read_bytes() == before
