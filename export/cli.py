@@ -60,7 +60,9 @@ def export(
         ("MACs / output pixel", f"{summary.macs_per_output_pixel:,.0f}" if summary.macs_per_output_pixel else "-"),
         ("receptive field", f"{summary.receptive_field} input pixels"), ("tiling", summary.tiling),
         ("file size", f"{summary.file_bytes / 1024:.1f} KiB"), ("dtype", "float16" if summary.fp16 else "float32"),
-        ("parity vs PyTorch", f"max abs {summary.parity_max_abs:.2e} (bound {summary.tolerance:.0e})"),
+        ("parity vs PyTorch", summary.parity_levels or
+         f"max abs {summary.parity_max_abs:.2e} (bound {summary.tolerance:.0e})"),
+        ("input sizes", summary.shapes),
     ]:
         table.add_row(key, value)
     out.print(table)

@@ -49,6 +49,8 @@ class ExportSummary:
     tolerance: float
     fp16: bool
     tiling: str = "exact"
+    parity_levels: str = ""  # third-party conversions: the difference in 8-bit levels over the engine's shapes
+    shapes: str = "any size"
 
 
 def photo_like(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -7,9 +7,12 @@ only, never code), not by spandrel's loader, which would try ``.pt`` files as To
 
 Here a file becomes a model of the contract: refused with a one-line reason unless it is an RGB-to-RGB
 upscaler; exported with dynamic N/H/W (TorchScript exporter first, which handles these architectures' shape
-arithmetic, then ``torch.export``), checked against the PyTorch module at two sizes; its tile overlap measured
-by an impulse through the exported graph, and tiling checked against the whole image on a test picture
-(`measure_tiling`), since attention over windows or the whole image makes tiles differ however they overlap.
+arithmetic, then ``torch.export``), or where neither gives a graph that runs everywhere, at one fixed window that
+the engine pads every tile to (`convert`). Each graph is checked against the PyTorch module in 8-bit output levels
+at every input shape the engine will give it (`engine_shapes`): a graph that fails at one of them is a failed
+conversion, never an error per image later. Its tile overlap is measured by an impulse through the graph
+(`receptive_field`), and tiling checked against the whole image on a test picture (`tiling_verdict`), since
+attention over windows or the whole image makes tiles differ however they overlap.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from .metadata import attach_metadata
 SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt", ".bin")
 FP32_TOLERANCE = 1e-4
 FP16_TOLERANCE = 2e-2
-PROBE_SIZE = 96  # input pixels: an impulse's influence is measured within this square
+PROBE_SIZE = 96  # input pixels: an impulse's influence is measured within this square (dynamic graphs)
 MAX_OVERLAP = 48  # tile overlap used when the receptive field reaches past the probe
 
 
@@ -166,22 +169,171 @@ def load_third_party(path: Path) -> ThirdParty:
                       f"{path.name} sha256:{sha256_of(path)}")
 
 
-def _sizes(model: ThirdParty) -> list[tuple[int, int]]:
-    """Two input sizes that meet the model's needs and differ in both sides (to catch baked-in shapes)."""
-    m = model.multiple_of
-    base = math.ceil(max(model.min_size, 24) / m) * m
-    return [(base, base + 2 * m), (base + 3 * m, base + m)]
+LEVELS_MAX = {False: 1, True: 2}
+"""Largest difference to PyTorch anywhere, in 8-bit levels, that a float32 (float16) conversion may show."""
+LEVELS_MEAN = {False: 0.05, True: 0.25}
+"""Largest mean difference in 8-bit levels: a conversion that moves many pixels by a level is not the model."""
+FIXED_WINDOW = 256
+"""Input side of the fallback graph for models no exporter makes dynamic (rounded up to their size needs); its
+batch is one image (the runner feeds a batch's images one by one)."""
 
 
-def _export(module: nn.Module, example: torch.Tensor, dynamo: bool) -> bytes:
+def engine_shapes(model: ThirdParty, overlap: int) -> list[tuple[int, int]]:
+    """Every input shape the engine gives the model on the test images below, after padding to its size needs:
+    the automatic tile's window, the tiles of a small odd image and a large odd one, whole 16/32/64-pixel
+    images, a tall and a wide one."""
+    from upscale.model import _padded
+    from upscale.tiling import auto_tile, plan_tiles
+
+    big = 2 * auto_tile(model.scale)
+    shapes = set()
+    for h, w in [(16, 16), (32, 32), (64, 64), (37, 53), (501, 397), (big, big), (200, 24), (24, 200)]:
+        for tile in plan_tiles(h, w, None, overlap, model.scale):  # dynamic graphs only: fixed ones take one
+            wh, ww = tile.window_shape
+            shapes.add((_padded(wh, model.multiple_of, model.min_size), _padded(ww, model.multiple_of,
+                                                                              model.min_size)))
+    return sorted(shapes)
+
+
+@dataclass(frozen=True)
+class Parity:
+    """onnxruntime against PyTorch, in 8-bit levels of the clipped output, over the shapes checked."""
+
+    max_levels: int
+    mean_levels: float
+    max_abs: float  # in [0, 1] units, for the export summary
+    shapes: int
+
+    def within(self, fp16: bool) -> bool:
+        return self.max_levels <= LEVELS_MAX[fp16] and self.mean_levels <= LEVELS_MEAN[fp16]
+
+    def __str__(self) -> str:
+        return f"up to {self.max_levels} levels, mean {self.mean_levels:.3f}, over {self.shapes} input shapes"
+
+
+def _parity(data: bytes, reference: nn.Module, shapes: list[tuple[int, int]], fp16: bool,
+            batch_of_two: bool = True) -> Parity:
+    """Run both on a photo-like image of every shape (two images at the smallest, as one batch); a shape the
+    graph cannot run raises (a conversion failure)."""
+    import onnxruntime as ort
+
+    from .onnx_export import photo_like
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # a failing shape is reported by us, in one line
+    session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    worst, total, count, worst_abs = 0, 0.0, 0, 0.0
+    batched = min(shapes, key=lambda hw: hw[0] * hw[1]) if batch_of_two else None
+    for h, w in shapes:
+        x = photo_like(h, w, seed=h * 7919 + w)
+        if (h, w) == batched:  # the engine batches equal windows: a traced batch size must not be baked in
+            x = np.concatenate([x, photo_like(h, w, seed=h + w)[:, :, ::-1].copy()])
+        try:
+            got = session.run(None, {session.get_inputs()[0].name: x.astype(np.float16 if fp16 else np.float32)})[0]
+        except Exception as exc:  # onnxruntime's Fail/RuntimeException: the graph cannot run at this shape
+            raise ValueError(f"fails at {h}x{w} inputs ({_first_line(exc)})") from None
+        with torch.no_grad():
+            want = reference(torch.from_numpy(x)).numpy()
+        if got.shape != want.shape:
+            raise ValueError(f"onnxruntime gave {got.shape}, PyTorch {want.shape} at {h}x{w}")
+        got = got.astype(np.float32)
+        levels = np.abs(_levels(got) - _levels(want))
+        worst, total, count = max(worst, int(levels.max())), total + float(levels.sum()), count + levels.size
+        worst_abs = max(worst_abs, float(np.abs(got - want).max()))
+    return Parity(worst, total / max(count, 1), worst_abs, len(shapes))
+
+
+def _levels(x: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(x, 0, 1) * 255).astype(np.int32)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if "Status Message:" not in text else text.split("Status Message:")[-1].strip().splitlines()[0]
+
+
+def _strip_node_metadata(data: bytes) -> onnx.ModelProto:
+    proto = onnx.load_from_string(data)
+    for node in proto.graph.node:
+        del node.metadata_props[:]
+    return proto
+
+
+@dataclass(frozen=True)
+class Conversion:
+    proto: onnx.ModelProto
+    exporter: str
+    parity: Parity
+    tiling: Tiling
+    fixed_window: int = 0
+    shapes: str = "any size"
+
+
+def convert(model: ThirdParty, fp16: bool) -> Conversion:
+    """The model as an ONNX graph that runs at every shape the engine gives it and matches PyTorch there.
+
+    Dynamic N/H/W first (TorchScript exporter, then ``torch.export``), each checked in 8-bit levels at
+    `engine_shapes` with the overlap measured on it; where neither works (traced shape arithmetic, windowed
+    attention), one fixed square window that the engine pads every tile to. TrainingError naming each attempt's
+    reason when nothing works. PReLU is rewritten in the form onnxruntime runs fast (as for our own models)."""
+    import copy
+
+    from .onnx_export import lower_for_onnxruntime
+
+    lowered = lower_for_onnxruntime(copy.deepcopy(model.module)).eval()
+    if fp16:
+        lowered = lowered.half()
+    reasons = []
+    for dynamo in (False, True):
+        name = "torch.export" if dynamo else "TorchScript"
+        try:
+            side = _multiple(max(PROBE_SIZE, model.min_size), model.multiple_of)
+            example = torch.rand(1, 3, side, side + 2 * model.multiple_of)
+            proto = _strip_node_metadata(_export(lowered, example.half() if fp16 else example, dynamo))
+            field = receptive_field(proto, model, _multiple(max(PROBE_SIZE, model.min_size), model.multiple_of))
+            parity = _parity(proto.SerializeToString(), model.module, engine_shapes(model, field.overlap), fp16)
+            if not parity.within(fp16):
+                reasons.append(f"{name}: differs from PyTorch by {parity}")
+                continue
+            tiling = tiling_verdict(proto, model, field)  # more shapes: tiles of 48 and more, a whole picture
+        except Exception as exc:  # exporters and graphs fail in many ways; the next attempt may not
+            reasons.append(f"{name}: {_first_line(exc)[:160]}")
+            continue
+        return Conversion(proto, name, parity, tiling)
+    window = _multiple(max(FIXED_WINDOW, model.min_size), model.multiple_of)
+    why = "; ".join(reasons)
+    try:
+        example = torch.rand(1, 3, window, window)
+        proto = _strip_node_metadata(_export(lowered, example.half() if fp16 else example, False, fixed=True))
+        field = receptive_field(proto, model, window)
+        if field.overlap * 4 > window:
+            raise ValueError(f"its receptive field ({field.overlap} pixels) leaves too little of a {window} window")
+        parity = _parity(proto.SerializeToString(), model.module, [(window, window)], fp16, batch_of_two=False)
+        if not parity.within(fp16):
+            raise ValueError(f"differs from PyTorch by {parity}")
+        tiling = tiling_verdict(proto, model, field, window)
+    except Exception as exc:  # the fallback fails for its own reasons
+        raise TrainingError(f"{model.architecture} does not convert: {why}; fixed {window}x{window}: "
+                            f"{_first_line(exc)[:160]}") from None
+    shapes = f"fixed {window}x{window} windows, each tile padded to it (no dynamic graph: {why[:300]})"
+    return Conversion(proto, "TorchScript, fixed window", parity, tiling, window, shapes)
+
+
+def _multiple(size: int, multiple_of: int) -> int:
+    return math.ceil(size / multiple_of) * multiple_of
+
+
+def _export(module: nn.Module, example: torch.Tensor, dynamo: bool, fixed: bool = False) -> bytes:
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         if not dynamo:
             buffer = io.BytesIO()
+            # a fixed graph is fixed in all four dimensions: traced shape arithmetic may bake the batch in too
+            axes = {} if fixed else {"input": {0: "N", 2: "H", 3: "W"}, "output": {0: "N", 2: "sH", 3: "sW"}}
             torch.onnx.export(module, (example,), buffer, input_names=["input"], output_names=["output"],
-                              opset_version=17, dynamo=False,
-                              dynamic_axes={"input": {0: "N", 2: "H", 3: "W"}, "output": {0: "N", 2: "sH", 3: "sW"}})
+                              opset_version=17, dynamo=False, dynamic_axes=axes)
             return buffer.getvalue()
         dims = {0: torch.export.Dim("N"), 2: torch.export.Dim("H", min=1), 3: torch.export.Dim("W", min=1)}
         program = torch.onnx.export(module, (example,), input_names=["input"], output_names=["output"],
@@ -192,55 +344,6 @@ def _export(module: nn.Module, example: torch.Tensor, dynamo: bool) -> bytes:
         return buffer.getvalue()
 
 
-def _parity(data: bytes, reference: nn.Module, sizes: list[tuple[int, int]], fp16: bool) -> float:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    worst = 0.0
-    rng = np.random.default_rng(0)
-    for h, w in sizes:
-        x = rng.random((1, 3, h, w), dtype=np.float32)
-        got = session.run(None, {session.get_inputs()[0].name: x.astype(np.float16 if fp16 else np.float32)})[0]
-        with torch.no_grad():
-            want = reference(torch.from_numpy(x)).numpy()
-        if got.shape != want.shape:
-            raise ValueError(f"onnxruntime gave {got.shape}, PyTorch {want.shape} at {h}x{w}")
-        worst = max(worst, float(np.abs(got.astype(np.float32) - want).max()))
-    return worst
-
-
-def to_onnx_checked(model: ThirdParty, fp16: bool) -> tuple[onnx.ModelProto, float, str]:
-    """Export with dynamic N/H/W and check it: (model, largest difference to PyTorch, exporter used).
-
-    PReLU is rewritten in the form onnxruntime runs fast (as for our own models)."""
-    import copy
-
-    from .onnx_export import lower_for_onnxruntime
-
-    lowered = lower_for_onnxruntime(copy.deepcopy(model.module)).eval()
-    if fp16:
-        lowered = lowered.half()
-    sizes = _sizes(model)
-    example = torch.rand(1, 3, *sizes[0])
-    tolerance = FP16_TOLERANCE if fp16 else FP32_TOLERANCE
-    reasons = []
-    for dynamo in (False, True):
-        name = "torch.export" if dynamo else "TorchScript"
-        try:
-            data = _export(lowered, example.half() if fp16 else example, dynamo)
-            error = _parity(data, model.module, sizes, fp16)
-        except Exception as exc:  # exporters fail in many ways; the next one may not
-            reasons.append(f"{name}: {str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}")
-            continue
-        if error <= tolerance:
-            proto = onnx.load_from_string(data)
-            for node in proto.graph.node:
-                del node.metadata_props[:]
-            return proto, error, name
-        reasons.append(f"{name}: differs from PyTorch by {error:.2e} (> {tolerance:.0e})")
-    raise TrainingError(f"{model.architecture} does not export to ONNX with dynamic sizes: {'; '.join(reasons)}")
-
-
 @dataclass(frozen=True)
 class Tiling:
     overlap: int
@@ -248,14 +351,29 @@ class Tiling:
     text: str
 
 
-def measure_tiling(proto: onnx.ModelProto, model: ThirdParty) -> Tiling:
-    """The receptive field, by an impulse through the exported graph, and what tiling changes on a test image."""
+@dataclass(frozen=True)
+class Field:
+    """How far an input pixel reaches, measured by an impulse through the graph."""
+
+    overlap: int  # the tile overlap to use, in input pixels (a multiple of the model's multiple_of)
+    radius: int  # where any change reaches
+    unbounded: bool  # the change reached the probe's edge (global operations or a large field)
+    probe: int  # the probe's side
+
+    @property
+    def why(self) -> str:
+        return f"the receptive field reaches past {self.probe // 2} input pixels" if self.unbounded else ""
+
+
+def receptive_field(proto: onnx.ModelProto, model: ThirdParty, size: int) -> Field:
+    """Poke the centre of a ``size``-square photo-like image and see how far the output moves."""
     import onnxruntime as ort
 
     from .onnx_export import photo_like
 
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    size = math.ceil(max(PROBE_SIZE, model.min_size) / model.multiple_of) * model.multiple_of
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
     x = photo_like(size, size).astype(proto_dtype(proto))
     c = size // 2
     poked = x.copy()
@@ -276,22 +394,24 @@ def measure_tiling(proto: onnx.ModelProto, model: ThirdParty) -> Tiling:
         return math.ceil(extent / s), bool(edge)
 
     exact_radius, unbounded = radius(1e-6)
-    if unbounded:  # global operations or a field past the probe: size the overlap on what moves a level
-        overlap = min(radius(1e-4)[0], MAX_OVERLAP)  # where an impulse still moves the output by 1/40 level
-        why = f"the receptive field reaches past {size // 2} input pixels"
-    else:
-        overlap, why = exact_radius, ""
-    overlap = math.ceil(max(overlap, 1) / model.multiple_of) * model.multiple_of
-    tile = math.ceil(max(48, 2 * overlap) / model.multiple_of) * model.multiple_of
-    difference = _tiling_difference(proto, model, overlap, tile)
-    if not unbounded and difference <= 1:
-        return Tiling(overlap, True, f"exact (receptive field {exact_radius} input pixels)")
+    # global operations or a field past the probe: size the overlap on what moves the output by 1/40 level
+    overlap = min(radius(1e-4)[0], MAX_OVERLAP) if unbounded else exact_radius
+    return Field(_multiple(max(overlap, 1), model.multiple_of), exact_radius, unbounded, size)
+
+
+def tiling_verdict(proto: onnx.ModelProto, model: ThirdParty, field: Field, fixed_window: int = 0) -> Tiling:
+    """What tiling changes on a test image: tiles of at least 48 pixels (twice the overlap) against the whole
+    image, or for a fixed-window graph, the engine's tiles against PyTorch's whole-image output."""
+    overlap = field.overlap
+    tile = _multiple(max(48, 2 * overlap), model.multiple_of)
+    difference = _tiling_difference(proto, model, overlap, tile, fixed_window)
+    if not field.unbounded and difference <= 1:
+        return Tiling(overlap, True, f"exact (receptive field {field.radius} input pixels)")
     if difference <= 1:  # the contract's promise for tiles: the whole-image result within one 8-bit level
-        return Tiling(overlap, True, f"exact to one level: {why}, yet tiles of {tile} overlapping by {overlap} "
+        return Tiling(overlap, True, f"exact to one level: {field.why}, yet tiles overlapping by {overlap} "
                                      "matched the whole image within 1 level of 255 on a test image")
-    if not why:
-        why = "windowed attention or position-dependent operations"
-    return Tiling(overlap, False, f"approximate: {why}; tiles of {tile} overlapping by {overlap} differed from the "
+    why = field.why or "windowed attention or position-dependent operations"
+    return Tiling(overlap, False, f"approximate: {why}; tiles overlapping by {overlap} differed from the "
                                   f"whole image by up to {difference} levels of 255 on a test image")
 
 
@@ -300,18 +420,28 @@ def proto_dtype(proto: onnx.ModelProto) -> type:
     return np.float16 if elem == onnx.TensorProto.FLOAT16 else np.float32
 
 
-def _tiling_difference(proto: onnx.ModelProto, model: ThirdParty, overlap: int, tile: int) -> int:
-    """Largest 8-bit difference between tiled and whole-image output of a 2.5-tile test picture."""
+def _tiling_difference(proto: onnx.ModelProto, model: ThirdParty, overlap: int, tile: int,
+                       fixed_window: int = 0) -> int:
+    """Largest 8-bit difference between the tiled output and the whole-image output of a test picture: 2.5 tiles
+    of ``tile``, or for a fixed window, 1.5 windows through the engine's tiles against PyTorch on the whole."""
     from .onnx_export import photo_like
 
     with tempfile.TemporaryDirectory() as tmp:
         probe = onnx.ModelProto()
         probe.CopyFrom(proto)
         attach_metadata(probe, ModelInfo(scale=model.scale, tile_overlap=overlap, multiple_of=model.multiple_of,
-                                         min_size=model.min_size))
+                                         min_size=model.min_size, fixed_window=fixed_window))
         path = Path(tmp) / "probe.onnx"
         onnx.save(probe, path)
         runner = load_model(path, "cpu")
+        if fixed_window:  # no whole image through a fixed graph: PyTorch's whole-image output is the reference
+            side = _multiple(fixed_window * 3 // 2, model.multiple_of)
+            image = (photo_like(side, side)[0].transpose(1, 2, 0) * 255).round().astype(np.uint8)
+            with torch.no_grad():
+                reference = model.module(torch.from_numpy(image.transpose(2, 0, 1)[None].astype(np.float32) / 255))
+            whole = _levels(reference[0].numpy().transpose(1, 2, 0))
+            tiled = upscale_picture(runner, Picture(image), UpscaleOptions()).pixels.astype(int)
+            return int(np.abs(whole - tiled).max())
         side = tile * 5 // 2
         image = (photo_like(side, side + tile // 2)[0].transpose(1, 2, 0) * 255).round().astype(np.uint8)
         whole = upscale_picture(runner, Picture(image), UpscaleOptions(tile=0)).pixels.astype(int)
@@ -329,16 +459,18 @@ def export_third_party(path: Path, output: Path, fp16: bool = False):
     if fp16 and not model.supports_half:
         raise TrainingError(f"{path}: {model.architecture} does not support float16 (spandrel says so); "
                             "export it without --fp16")
-    proto, error, exporter = to_onnx_checked(model, fp16)
-    tiling = measure_tiling(proto, model)
+    done = convert(model, fp16)
     info = ModelInfo(
-        scale=model.scale, architecture=model.architecture, tile_overlap=tiling.overlap,
-        multiple_of=model.multiple_of, min_size=model.min_size, tiling=tiling.text, source=model.source,
+        scale=model.scale, architecture=model.architecture, tile_overlap=done.tiling.overlap,
+        multiple_of=model.multiple_of, min_size=model.min_size, tiling=done.tiling.text, source=model.source,
+        fixed_window=done.fixed_window, shapes=done.shapes,
         description=f"{model.architecture} x{model.scale}, {model.params:,} parameters, converted from {path.name} "
-                    f"by upscale-export ({exporter} exporter)" + (", float16" if fp16 else ""),
+                    f"by upscale-export ({done.exporter} exporter; {done.parity} from PyTorch)"
+                    + (", float16" if fp16 else ""),
     )
-    attach_metadata(proto, info)
-    onnx.checker.check_model(proto)
-    write_atomic(output, proto.SerializeToString())
-    return ExportSummary(output, model.architecture, model.scale, model.params, None, tiling.overlap,
-                         output.stat().st_size, error, FP16_TOLERANCE if fp16 else FP32_TOLERANCE, fp16, tiling.text)
+    attach_metadata(done.proto, info)
+    onnx.checker.check_model(done.proto)
+    write_atomic(output, done.proto.SerializeToString())
+    return ExportSummary(output, model.architecture, model.scale, model.params, None, done.tiling.overlap,
+                         output.stat().st_size, done.parity.max_abs, FP16_TOLERANCE if fp16 else FP32_TOLERANCE,
+                         fp16, done.tiling.text, str(done.parity), done.shapes)

@@ -11,7 +11,8 @@ Metadata (ONNX ``metadata_props``, all values strings, keys prefixed with ``upsc
     scale, architecture, tile_overlap (receptive-field radius in input pixels, so tiles that overlap
     by it join exactly), multiple_of and min_size (size needs of the input), value_range, channel_order,
     training_data, validation (e.g. "Set5 x2 Y-PSNR 37.12 dB"), description, tiling (exact, or approximate and
-    why), source (converted third-party weights: file name and sha256), contract_version.
+    why), source (converted third-party weights: file name and sha256), fixed_window and shapes (0 and "any
+    size" for dynamic graphs; else the one square input side the graph takes, and why), contract_version.
 
 A model without this metadata still runs: the runner finds the scale with a small probe and uses
 `FALLBACK_TILE_OVERLAP`, and says so.
@@ -61,6 +62,12 @@ class ModelInfo:
     with the difference tiling made on a test image (global or windowed attention, receptive fields too large)."""
     source: str = ""
     """For converted third-party weights: the source file's name and sha256."""
+    fixed_window: int = 0
+    """0: the graph takes any input size (dynamic H and W). Else the one square size it takes: the runner tiles
+    with windows of at most this side and pads each to it (for graphs whose shape arithmetic or windowed
+    attention no exporter could make dynamic)."""
+    shapes: str = "any size"
+    """Which input sizes the graph takes and, for a fixed window, why (shown by `upscale info`)."""
     has_metadata: bool = True
     """False when the model carried no metadata and the runner had to guess (probe, default overlap)."""
 
@@ -68,9 +75,10 @@ class ModelInfo:
         if not 1 <= self.scale <= MAX_SCALE:
             raise ValueError(f"scale must be 1 to {MAX_SCALE}, got {self.scale}")
         if not (0 <= self.tile_overlap <= MAX_SIZE_NEED and 1 <= self.multiple_of <= MAX_SIZE_NEED
-                and 1 <= self.min_size <= MAX_SIZE_NEED):
+                and 1 <= self.min_size <= MAX_SIZE_NEED and 0 <= self.fixed_window <= 4 * MAX_SIZE_NEED):
             raise ValueError(f"tile_overlap must be 0 to {MAX_SIZE_NEED}, multiple_of and min_size 1 to "
-                             f"{MAX_SIZE_NEED}; got {self.tile_overlap}, {self.multiple_of}, {self.min_size}")
+                             f"{MAX_SIZE_NEED}, fixed_window 0 to {4 * MAX_SIZE_NEED}; got {self.tile_overlap}, "
+                             f"{self.multiple_of}, {self.min_size}, {self.fixed_window}")
 
     def to_metadata(self) -> dict[str, str]:
         """The ONNX ``metadata_props`` entries that describe this model."""

@@ -58,7 +58,10 @@ def resize_lanczos(planes: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def _tile_for(model: UpscaleModel, options: UpscaleOptions) -> int | None:
     """The tile size to run: the option, except that automatic tiling (None) runs the whole image when the model
-    says tiles cannot reproduce it (``tiling: approximate``, e.g. windowed attention)."""
+    says tiles cannot reproduce it (``tiling: approximate``, e.g. windowed attention), and that a fixed-window
+    model always runs in tiles of its window (`tiling.plan_tiles`)."""
+    if model.info.fixed_window:
+        return options.tile or None  # `tiling.plan_tiles` fits the tiles to the window
     if options.tile is None and not model.info.tiling.startswith("exact"):
         return 0
     return options.tile
@@ -93,7 +96,7 @@ def upscale_picture(model: UpscaleModel, picture: Picture, options: UpscaleOptio
         colour = upscale_array(
             model, colour, model.scale, model.info.tile_overlap, _tile_for(model, options), options.batch_size,
             out_dtype=picture.pixels.dtype if i == passes - 1 and exact else work_dtype,
-            on_tile=on_pixels if i == 0 else None,
+            on_tile=on_pixels if i == 0 else None, fixed_window=model.info.fixed_window,
         )
     target_w, target_h = round(w * factor), round(h * factor)
     if gray:

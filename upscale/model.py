@@ -2,7 +2,8 @@
 
 The loaded model is a plain callable ``ndarray (N,3,H,W) float32 in [0,1] -> ndarray (N,3,sH,sW)``;
 tiling, image formats and batching live elsewhere. Size requirements of the model (``multiple_of``,
-``min_size``) are met here by edge padding and cropping, so generic code never special-cases a model.
+``min_size``, or one ``fixed_window``) are met here by edge padding and cropping, so generic code never
+special-cases a model.
 """
 
 from __future__ import annotations
@@ -74,19 +75,28 @@ class UpscaleModel:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Upscale ``batch`` (N,3,H,W) float32 in [0,1]; returns (N,3,sH,sW) float32, not clipped."""
         h, w = batch.shape[2:]
-        ph = _padded(h, self.info.multiple_of, self.info.min_size)
-        pw = _padded(w, self.info.multiple_of, self.info.min_size)
+        fixed = self.info.fixed_window
+        if fixed and (h > fixed or w > fixed):
+            raise ValueError(f"a {h}x{w} window for a model that takes {fixed}x{fixed} (the tiler plans smaller)")
+        ph = fixed or _padded(h, self.info.multiple_of, self.info.min_size)
+        pw = fixed or _padded(w, self.info.multiple_of, self.info.min_size)
         if (ph, pw) != (h, w):
             batch = np.pad(batch, ((0, 0), (0, 0), (0, ph - h), (0, pw - w)), mode="edge")
         feed = np.ascontiguousarray(batch, dtype=self.input_dtype)
         if self._lane_pool is not None and len(feed) >= len(self.lanes):
             parts = np.array_split(feed, len(self.lanes))
-            runs = self._lane_pool.map(lambda lane, part: lane.run(None, {self.input_name: part})[0], self.lanes, parts)
-            out = np.concatenate(list(runs))
+            out = np.concatenate(list(self._lane_pool.map(self._run, self.lanes, parts)))
         else:
-            out = self.session.run(None, {self.input_name: feed})[0]
+            out = self._run(self.session, feed)
         s = self.info.scale
         return np.asarray(out[:, :, : h * s, : w * s], dtype=np.float32)
+
+
+    def _run(self, session: ort.InferenceSession, feed: np.ndarray) -> np.ndarray:
+        """One session on a batch; a fixed-window graph (traced for one image) takes its images one by one."""
+        if self.info.fixed_window and len(feed) > 1:
+            return np.concatenate([session.run(None, {self.input_name: feed[i : i + 1]})[0] for i in range(len(feed))])
+        return session.run(None, {self.input_name: feed})[0]
 
 
 def _padded(size: int, multiple_of: int, min_size: int) -> int:

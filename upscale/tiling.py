@@ -62,9 +62,17 @@ def axis_spans(size: int, tile: int, overlap: int) -> list[Span]:
     return spans
 
 
-def plan_tiles(height: int, width: int, tile: int | None, overlap: int, scale: int = 2) -> list[Tile]:
+def plan_tiles(height: int, width: int, tile: int | None, overlap: int, scale: int = 2,
+               fixed_window: int = 0) -> list[Tile]:
     """All tiles of an image; ``tile`` of 0 means one tile for the whole image, None the automatic size
-    (`auto_tile` of the model's ``scale``), a number tiles of at most that side."""
+    (`auto_tile` of the model's ``scale``), a number tiles of at most that side. For a model whose graph takes
+    one ``fixed_window`` side, cores are that window less the overlaps, and windows the whole window (shifted
+    inward at the far border) wherever the image is large enough: padding inside an image would change what the
+    model sees."""
+    if fixed_window:
+        core = max(1, fixed_window - 2 * overlap)
+        core = min(core, tile) if tile else core
+        return [Tile(r, c) for r in axis_spans(height, core, overlap) for c in axis_spans(width, core, overlap)]
     rows = axis_spans(height, _tile_for(height, tile, scale), overlap)
     cols = axis_spans(width, _tile_for(width, tile, scale), overlap)
     return [Tile(r, c) for r in rows for c in cols]
@@ -193,6 +201,7 @@ def upscale_array(
     batch_size: int = 4,
     out_dtype: np.dtype | None = None,
     on_tile: Callable[[int], None] | None = None,
+    fixed_window: int = 0,
 ) -> np.ndarray:
     """Upscale an HxWx3 image (uint8, uint16 or float in [0,1]) by ``scale`` through ``model``.
 
@@ -207,7 +216,8 @@ def upscale_array(
     h, w = pixels.shape[:2]
     out = np.empty((h * scale, w * scale, 3), np.dtype(out_dtype or pixels.dtype))
     lanes = getattr(model, "parallelism", 1)
-    for group in tile_batches(plan_tiles(h, w, tile, overlap, scale), batch_size, max_batch_pixels(scale), lanes):
+    tiles = plan_tiles(h, w, tile, overlap, scale, fixed_window)
+    for group in tile_batches(tiles, batch_size, max_batch_pixels(scale), lanes):
         result = np.require(model(windows_to_batch(pixels, group)), np.float32, "W")
         store_cores(out, result, group, scale)
         if on_tile:

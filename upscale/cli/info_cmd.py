@@ -31,7 +31,7 @@ def info_command(
             ("size needs", f"multiple of {info.multiple_of}, at least {info.min_size}"),
             ("value range", info.value_range), ("channel order", info.channel_order),
             ("training data", info.training_data or "-"), ("validation", info.validation or "-"),
-            ("description", info.description or "-"), ("tiling", info.tiling),
+            ("description", info.description or "-"), ("tiling", info.tiling), ("input sizes", info.shapes),
         ]
         if info.source:
             rows.append(("converted from", info.source))
