@@ -1,6 +1,7 @@
 """Every architecture spandrel knows, at its default configuration (the released one for most), through `upscale`.
 
     python benchmarks/spandrel_zoo.py [--only DCTLSA,DITN] [--timeout 1200] [--rows zoo.jsonl] [--markdown]
+    python benchmarks/spandrel_zoo.py --against-pytorch DCTLSA
 
 For each architecture in spandrel's registry: the model class built with its defaults and random weights (no
 downloads), saved as a ``.pth``, then converted by `upscale-export` (in a child process with a time limit) and,
@@ -118,6 +119,37 @@ def one(arch_id: str) -> dict:
     return row
 
 
+def against_pytorch(arch_id: str) -> dict:
+    """`upscale dir`'s engine against spandrel's PyTorch module on whole 16, 32 and 64 px images and a 500x400
+    photo-like picture at the automatic tile: the largest difference in 8-bit levels on each."""
+    import numpy as np
+    import torch
+    from upscale.export.onnx_export import export_checkpoint, photo_like
+    from upscale.export.third_party import load_third_party
+
+    from upscale import load_model
+    from upscale.engine import UpscaleOptions, upscale_picture
+    from upscale.images import Picture
+
+    model, name = build(arch_id)
+    row: dict[str, object] = {"architecture": arch_id, "configuration": name}
+    with tempfile.TemporaryDirectory() as tmp:
+        weights, out = Path(tmp) / f"{arch_id}.pth", Path(tmp) / f"{arch_id}.onnx"
+        torch.save(model.state_dict(), weights)
+        summary = export_checkpoint(weights, out)
+        row["form"] = summary.shapes
+        reference = load_third_party(weights).module  # spandrel's own module, as spandrel loads the file
+        runner = load_model(out, "cpu")
+        for h, w in [(16, 16), (32, 32), (64, 64), (400, 500)]:
+            image = (photo_like(h, w, seed=h)[0].transpose(1, 2, 0) * 255).round().astype(np.uint8)
+            got = upscale_picture(runner, Picture(image), UpscaleOptions()).pixels.astype(int)
+            with torch.no_grad():
+                want = reference(torch.from_numpy(image.transpose(2, 0, 1)[None].astype(np.float32) / 255))[0]
+            want = np.round(want.clamp(0, 1).numpy().transpose(1, 2, 0) * 255).astype(int)
+            row[f"{w}x{h}"] = int(np.abs(got - want).max())
+    return row
+
+
 def markdown(rows: list[dict]) -> str:
     lines = ["| architecture | configuration | converts | vs PyTorch (8-bit levels) | tiles | output MP/s |",
              "| --- | --- | --- | --- | --- | --- |"]
@@ -142,7 +174,12 @@ def main() -> None:
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per architecture")
     parser.add_argument("--rows", type=Path, help="append each row as a JSON line here (resumable)")
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--against-pytorch", metavar="ID", help="only: the engine against PyTorch on whole 16/32/64 px "
+                                                               "images and a 500x400 picture (levels)")
     args = parser.parse_args()
+    if args.against_pytorch:
+        print(json.dumps(against_pytorch(args.against_pytorch)), flush=True)
+        return
     if args.one:
         print(json.dumps(one(args.one)), flush=True)
         return
