@@ -213,3 +213,12 @@ def test_face_models_are_refused(tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "f.onnx"
     result = runner.invoke(export_app, [str(out), "-c", str(weights)])
     assert result.exit_code == 1 and "face-restoration model" in result.output and not out.exists(), result.output
+
+
+def test_a_failed_conversion_leaves_nothing_in_the_cache(tmp_path: Path, cache: Path) -> None:
+    weights = save(tmp_path, "grey.pth", compact_general_x4v3(in_ch=1))
+    (tmp_path / "in").mkdir()
+    Image.fromarray(photo(16, 16)).save(tmp_path / "in" / "a.png")
+    result = runner.invoke(app, ["dir", str(tmp_path / "in"), str(tmp_path / "out"), "--model", str(weights)])
+    assert result.exit_code == 1 and "only RGB-to-RGB" in result.output
+    assert not [p for p in cache.rglob("*") if p.is_file()], "a failed conversion left a file in the cache"
