@@ -27,7 +27,7 @@ import sys
 import tempfile
 import types
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -268,14 +268,25 @@ class Conversion:
     tiling: Tiling
     fixed_window: int = 0
     shapes: str = "any size"
+    multiple_of: int = 0  # the input multiple the graph needs (0: the model's own)
+
+
+MULTIPLES = (8, 16, 32, 64)
+"""Input multiples tried when a dynamic graph fails at some sizes: traced padding arithmetic (to a window or a
+stride) is often right whenever no padding is needed, so the engine pads to the multiple instead."""
+
+
+def _multiples_to_try(own: int) -> list[int]:
+    return [own, *(m for m in MULTIPLES if m > own and m % own == 0)]
 
 
 def convert(model: ThirdParty, fp16: bool) -> Conversion:
     """The model as an ONNX graph that runs at every shape the engine gives it and matches PyTorch there.
 
     Dynamic N/H/W first (TorchScript exporter, then ``torch.export``), each checked in 8-bit levels at
-    `engine_shapes` with the overlap measured on it; where neither works (traced shape arithmetic, windowed
-    attention), one fixed square window that the engine pads every tile to. TrainingError naming each attempt's
+    `engine_shapes` with the overlap measured on it, at the model's own size multiple and then at larger ones
+    (`MULTIPLES`); where none works (traced shape arithmetic, windowed attention), one fixed square window that
+    the engine pads every tile to. TrainingError naming each attempt's
     reason when nothing works. PReLU is rewritten in the form onnxruntime runs fast (as for our own models)."""
     import copy
 
@@ -284,23 +295,29 @@ def convert(model: ThirdParty, fp16: bool) -> Conversion:
     lowered = lower_for_onnxruntime(copy.deepcopy(model.module)).eval()
     if fp16:
         lowered = lowered.half()
-    reasons = []
-    for dynamo in (False, True):
-        name = "torch.export" if dynamo else "TorchScript"
-        try:
-            side = _multiple(max(PROBE_SIZE, model.min_size), model.multiple_of)
-            example = torch.rand(1, 3, side, side + 2 * model.multiple_of)
-            proto = _strip_node_metadata(_export(lowered, example.half() if fp16 else example, dynamo))
-            field = receptive_field(proto, model, _multiple(max(PROBE_SIZE, model.min_size), model.multiple_of))
-            parity = _parity(proto.SerializeToString(), model.module, engine_shapes(model, field.overlap), fp16)
-            if not parity.within(fp16):
-                reasons.append(f"{name}: differs from PyTorch by {parity}")
+    reasons: list[str] = []
+    for multiple in _multiples_to_try(model.multiple_of):
+        candidate = replace(model, multiple_of=multiple)
+        for dynamo in (False, True):
+            name = "torch.export" if dynamo else "TorchScript"
+            label = name if multiple == model.multiple_of else f"{name}, sizes padded to multiples of {multiple}"
+            try:
+                side = _multiple(max(PROBE_SIZE, model.min_size), multiple)
+                example = torch.rand(1, 3, side, side + 2 * multiple)
+                proto = _strip_node_metadata(_export(lowered, example.half() if fp16 else example, dynamo))
+                field = receptive_field(proto, candidate, side)
+                shapes = engine_shapes(candidate, field.overlap)
+                parity = _parity(proto.SerializeToString(), model.module, shapes, fp16)
+                if not parity.within(fp16):
+                    reasons.append(f"{label}: differs from PyTorch by {parity}")
+                    continue
+                tiling = tiling_verdict(proto, candidate, field)  # more shapes: tiles of 48 and up, a whole picture
+            except Exception as exc:  # exporters and graphs fail in many ways; the next attempt may not
+                reasons.append(f"{label}: {_first_line(exc)[:160]}")
                 continue
-            tiling = tiling_verdict(proto, model, field)  # more shapes: tiles of 48 and more, a whole picture
-        except Exception as exc:  # exporters and graphs fail in many ways; the next attempt may not
-            reasons.append(f"{name}: {_first_line(exc)[:160]}")
-            continue
-        return Conversion(proto, name, parity, tiling)
+            return Conversion(proto, name, parity, tiling, multiple_of=multiple,
+                              shapes="any size" if multiple == model.multiple_of else
+                              f"any size, padded to multiples of {multiple} (the graph's shape arithmetic needs it)")
     window = _multiple(max(FIXED_WINDOW, model.min_size), model.multiple_of)
     why = "; ".join(reasons)
     try:
@@ -317,7 +334,7 @@ def convert(model: ThirdParty, fp16: bool) -> Conversion:
         raise TrainingError(f"{model.architecture} does not convert: {why}; fixed {window}x{window}: "
                             f"{_first_line(exc)[:160]}") from None
     shapes = f"fixed {window}x{window} windows, each tile padded to it (no dynamic graph: {why[:300]})"
-    return Conversion(proto, "TorchScript, fixed window", parity, tiling, window, shapes)
+    return Conversion(proto, "TorchScript, fixed window", parity, tiling, window, shapes, model.multiple_of)
 
 
 def _multiple(size: int, multiple_of: int) -> int:
@@ -462,7 +479,8 @@ def export_third_party(path: Path, output: Path, fp16: bool = False):
     done = convert(model, fp16)
     info = ModelInfo(
         scale=model.scale, architecture=model.architecture, tile_overlap=done.tiling.overlap,
-        multiple_of=model.multiple_of, min_size=model.min_size, tiling=done.tiling.text, source=model.source,
+        multiple_of=done.multiple_of or model.multiple_of, min_size=model.min_size, tiling=done.tiling.text,
+        source=model.source,
         fixed_window=done.fixed_window, shapes=done.shapes,
         description=f"{model.architecture} x{model.scale}, {model.params:,} parameters, converted from {path.name} "
                     f"by upscale-export ({done.exporter} exporter; {done.parity} from PyTorch)"
