@@ -342,7 +342,16 @@ def _multiple(size: int, multiple_of: int) -> int:
 
 
 def _export(module: nn.Module, example: torch.Tensor, dynamo: bool, fixed: bool = False) -> bytes:
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    """One exporter's graph (bytes); its failures are exceptions, summarised by `convert` in one line, so torch's
+    own logging of them (pages of tracebacks from torch.export's guards) stays quiet."""
+    logging.disable(logging.ERROR)  # torch's loggers have handlers of their own: a logger level would not do
+    try:
+        return _export_quietly(module, example, dynamo, fixed)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _export_quietly(module: nn.Module, example: torch.Tensor, dynamo: bool, fixed: bool) -> bytes:
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         if not dynamo:
