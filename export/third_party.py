@@ -269,6 +269,7 @@ class Conversion:
     fixed_window: int = 0
     shapes: str = "any size"
     multiple_of: int = 0  # the input multiple the graph needs (0: the model's own)
+    batch_one: bool = False  # the graph takes one image a run (its batch size was traced in)
 
 
 MULTIPLES = (8, 16, 32, 64)
@@ -298,16 +299,17 @@ def convert(model: ThirdParty, fp16: bool) -> Conversion:
     reasons: list[str] = []
     for multiple in _multiples_to_try(model.multiple_of):
         candidate = replace(model, multiple_of=multiple)
-        for dynamo in (False, True):
-            name = "torch.export" if dynamo else "TorchScript"
+        for dynamo, batch_one in ((False, False), (True, False), (True, True)):
+            name = ("torch.export" if dynamo else "TorchScript") + (", one image a run" if batch_one else "")
             label = name if multiple == model.multiple_of else f"{name}, sizes padded to multiples of {multiple}"
             try:
                 side = _multiple(max(PROBE_SIZE, model.min_size), multiple)
                 example = torch.rand(1, 3, side, side + 2 * multiple)
-                proto = _strip_node_metadata(_export(lowered, example.half() if fp16 else example, dynamo))
+                proto = _strip_node_metadata(_export(lowered, example.half() if fp16 else example, dynamo,
+                                                     multiple=multiple, batch_one=batch_one))
                 field = receptive_field(proto, candidate, side)
                 shapes = engine_shapes(candidate, field.overlap)
-                parity = _parity(proto.SerializeToString(), model.module, shapes, fp16)
+                parity = _parity(proto.SerializeToString(), model.module, shapes, fp16, batch_of_two=not batch_one)
                 if not parity.within(fp16):
                     reasons.append(f"{label}: differs from PyTorch by {parity}")
                     continue
@@ -315,9 +317,10 @@ def convert(model: ThirdParty, fp16: bool) -> Conversion:
             except Exception as exc:  # exporters and graphs fail in many ways; the next attempt may not
                 reasons.append(f"{label}: {_first_line(exc)[:160]}")
                 continue
-            return Conversion(proto, name, parity, tiling, multiple_of=multiple,
-                              shapes="any size" if multiple == model.multiple_of else
-                              f"any size, padded to multiples of {multiple} (the graph's shape arithmetic needs it)")
+            padded = "" if multiple == model.multiple_of else \
+                f", padded to multiples of {multiple} (the graph's shape arithmetic needs it)"
+            return Conversion(proto, name, parity, tiling, multiple_of=multiple, batch_one=batch_one,
+                              shapes=f"any size{padded}" + ("; one image a run" if batch_one else ""))
     window = _multiple(max(FIXED_WINDOW, model.min_size), model.multiple_of)
     why = "; ".join(reasons)
     try:
@@ -341,27 +344,36 @@ def _multiple(size: int, multiple_of: int) -> int:
     return math.ceil(size / multiple_of) * multiple_of
 
 
-def _export(module: nn.Module, example: torch.Tensor, dynamo: bool, fixed: bool = False) -> bytes:
+def _export(module: nn.Module, example: torch.Tensor, dynamo: bool, fixed: bool = False, multiple: int = 1,
+            batch_one: bool = False) -> bytes:
     """One exporter's graph (bytes); its failures are exceptions, summarised by `convert` in one line, so torch's
     own logging of them (pages of tracebacks from torch.export's guards) stays quiet."""
     logging.disable(logging.ERROR)  # torch's loggers have handlers of their own: a logger level would not do
     try:
-        return _export_quietly(module, example, dynamo, fixed)
+        return _export_quietly(module, example, dynamo, fixed, multiple, batch_one)
     finally:
         logging.disable(logging.NOTSET)
 
 
-def _export_quietly(module: nn.Module, example: torch.Tensor, dynamo: bool, fixed: bool) -> bytes:
+def _export_quietly(module: nn.Module, example: torch.Tensor, dynamo: bool, fixed: bool, multiple: int,
+                    batch_one: bool) -> bytes:
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         if not dynamo:
             buffer = io.BytesIO()
             # a fixed graph is fixed in all four dimensions: traced shape arithmetic may bake the batch in too
-            axes = {} if fixed else {"input": {0: "N", 2: "H", 3: "W"}, "output": {0: "N", 2: "sH", 3: "sW"}}
+            axes = {} if fixed else {"input": {2: "H", 3: "W"}, "output": {2: "sH", 3: "sW"}}
+            if not fixed and not batch_one:
+                axes["input"][0] = axes["output"][0] = "N"
             torch.onnx.export(module, (example,), buffer, input_names=["input"], output_names=["output"],
                               opset_version=17, dynamo=False, dynamic_axes=axes)
             return buffer.getvalue()
-        dims = {0: torch.export.Dim("N"), 2: torch.export.Dim("H", min=1), 3: torch.export.Dim("W", min=1)}
+        Dim = torch.export.Dim
+        # sides as multiples (H = m * _H): what torch.export asks for where the model pads to a window or stride
+        dims = {2: Dim("H", min=1), 3: Dim("W", min=1)} if multiple == 1 else \
+            {2: multiple * Dim("_H", min=1), 3: multiple * Dim("_W", min=1)}
+        if not batch_one:
+            dims[0] = Dim("N")
         program = torch.onnx.export(module, (example,), input_names=["input"], output_names=["output"],
                                     opset_version=18, dynamic_shapes={"x": dims}, dynamo=True, verbose=False)
         program.optimize()
@@ -490,7 +502,7 @@ def export_third_party(path: Path, output: Path, fp16: bool = False):
         scale=model.scale, architecture=model.architecture, tile_overlap=done.tiling.overlap,
         multiple_of=done.multiple_of or model.multiple_of, min_size=model.min_size, tiling=done.tiling.text,
         source=model.source,
-        fixed_window=done.fixed_window, shapes=done.shapes,
+        fixed_window=done.fixed_window, shapes=done.shapes, max_batch=1 if done.batch_one else 0,
         description=f"{model.architecture} x{model.scale}, {model.params:,} parameters, converted from {path.name} "
                     f"by upscale-export ({done.exporter} exporter; {done.parity} from PyTorch)"
                     + (", float16" if fp16 else ""),

@@ -50,13 +50,13 @@ def one_error_line(output: str) -> str:
 def counted_model(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts model calls, to show that a refusal came before any work."""
     calls: list[int] = []
-    real = pipeline.upscale_job
+    real = pipeline.upscale_jobs
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "upscale_job", counting)
+    monkeypatch.setattr(pipeline, "upscale_jobs", counting)
     return calls
 
 
@@ -149,28 +149,35 @@ def test_each_file_reports_its_own_seconds(tmp_path: Path, tiny_model: Path) -> 
     assert doc["context"]["seconds"] >= large["upscale_seconds"]
 
 
-def test_files_written_while_ctrl_c_stops_the_run_are_in_the_results(tmp_path: Path, tiny_model: Path,
+@pytest.mark.parametrize("size", [None, (300, 280)])  # small pictures (written together) and large ones
+def test_files_written_while_ctrl_c_stops_the_run_are_in_the_results(tmp_path: Path, tiny_model: Path, size,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C lands while the main thread waits for b.png's write; that write finishes: b.png must be reported."""
-    folder = images(tmp_path / "in", ["a.png", "b.png", "c.png"])
-    real = pipeline.write_timed
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, name in enumerate(["a.png", "b.png", "c.png"]):
+        Image.fromarray(photo(*(size or (20, 24)), seed=i)).save(folder / name)
     waiting = threading.Event()
 
-    def slow_b(job, picture, output):
-        if job.output.name == "b.png":
-            waiting.set()
-            time.sleep(1.0)
-        return real(job, picture, output)
+    def slowed(real):
+        def write(job, picture, output, *rest):
+            if job.output.name == "b.png":
+                waiting.set()
+                time.sleep(1.0)
+            return real(job, picture, output, *rest)
+        return write
 
-    monkeypatch.setattr(pipeline, "write_timed", slow_b)
+    monkeypatch.setattr(pipeline, "write_timed", slowed(pipeline.write_timed))
+    monkeypatch.setattr(pipeline, "write_job", slowed(pipeline.write_job))
     threading.Thread(target=lambda: (waiting.wait(5), time.sleep(0.3), os.kill(os.getpid(), signal.SIGINT)),
                      daemon=True).start()
-    jobs = [Job(folder / n, tmp_path / "out" / n, "PNG", (24, 20)) for n in ("a.png", "b.png", "c.png")]
+    header = (size[1], size[0]) if size else (24, 20)
+    jobs = [Job(folder / n, tmp_path / "out" / n, "PNG", header) for n in ("a.png", "b.png", "c.png")]
     results = []
     with pytest.raises(KeyboardInterrupt):
         pipeline.run_pipelined(load_model(tiny_model, "cpu"), jobs, UpscaleOptions(), OutputOptions(),
                                lambda job, result: results.append(result))
-    on_disk = {p.name for p in (tmp_path / "out").iterdir()}
+    on_disk = {p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")}
     assert "b.png" in on_disk
     assert {Path(r.input).name for r in results if r.status == "ok"} == on_disk
 

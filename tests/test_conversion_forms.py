@@ -56,10 +56,10 @@ def no_torch_export(monkeypatch) -> None:
     """Only the TorchScript exporter (torch.export would trace these sizes symbolically and succeed)."""
     real = third_party._export
 
-    def export(module, example, dynamo, fixed=False):
+    def export(module, example, dynamo, fixed=False, **options):
         if dynamo:
             raise RuntimeError("torch.export unavailable in this test")
-        return real(module, example, dynamo, fixed)
+        return real(module, example, dynamo, fixed, **options)
 
     monkeypatch.setattr(third_party, "_export", export)
 
@@ -121,7 +121,7 @@ def test_a_dynamic_graph_is_kept_when_it_runs_everywhere() -> None:
 
 
 def test_when_nothing_converts_the_reason_names_every_attempt(monkeypatch) -> None:
-    def broken(module, example, dynamo, fixed=False):
+    def broken(module, example, dynamo, fixed=False, multiple=1, batch_one=False):
         raise RuntimeError(f"exporter {'dynamo' if dynamo else 'script'}{' fixed' if fixed else ''} says no")
 
     monkeypatch.setattr(third_party, "_export", broken)

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePath
 
 from .auto import AutoModel, model_for
-from .engine import UpscaleOptions, upscale_picture
+from .engine import UpscaleOptions, upscale_pictures
 from .errors import ImageError
-from .files import write_atomic
+from .files import Publication, write_atomic
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION, Picture, read_image, write_picture
 from .memory import Budget, budget, image_need, refusal, return_large_blocks_to_the_system
 from .model import UpscaleModel
@@ -126,18 +126,33 @@ def decode_job(job: Job, output: OutputOptions) -> Picture:
 def upscale_job(model: UpscaleModel | AutoModel, picture: Picture, options: UpscaleOptions, result: FileResult,
                 on_pixels=None) -> Picture:
     """Upscale with the model (or, for ``auto``, the one chosen for this picture, noted in ``result``)."""
-    chosen, why = model_for(model, picture)
-    if why is not None:
-        result.model, result.model_reason = chosen.path.stem, why
-    upscaled = upscale_picture(chosen, picture, options, on_pixels)
-    result.output_size = upscaled.size
-    result.warnings += picture.warnings
+    return upscale_jobs(model, [picture], options, [result], on_pixels)[0]
+
+
+def upscale_jobs(model: UpscaleModel | AutoModel, pictures: list[Picture], options: UpscaleOptions,
+                 results: list[FileResult], on_pixels=None) -> list[Picture]:
+    """`upscale_job` for several pictures: those that get the same model run together (`upscale_pictures`)."""
+    chosen = [model_for(model, picture) for picture in pictures]
+    upscaled: list[Picture | None] = [None] * len(pictures)
+    for runner in dict.fromkeys(m for m, _ in chosen):
+        mine = [i for i, (m, _) in enumerate(chosen) if m is runner]
+        for i, out in zip(mine, upscale_pictures(runner, [pictures[i] for i in mine], options, on_pixels),
+                          strict=True):
+            upscaled[i] = out
+    for picture, (runner, why), result, out in zip(pictures, chosen, results, upscaled, strict=True):
+        if why is not None:
+            result.model, result.model_reason = runner.path.stem, why
+        result.output_size = out.size
+        result.warnings += picture.warnings
     return upscaled
 
 
-def write_job(job: Job, picture: Picture, output: OutputOptions) -> tuple[int, list[str]]:
-    """Encode and write atomically; (bytes written, warnings about what the format could not hold)."""
-    return write_picture(Path(job.output), picture, job.output_format, output.quality, output.png_compression)
+def write_job(job: Job, picture: Picture, output: OutputOptions,
+              publication: Publication | None = None) -> tuple[int, list[str]]:
+    """Encode and write atomically (or staged for ``publication``); (bytes written, warnings about what the format
+    could not hold)."""
+    return write_picture(Path(job.output), picture, job.output_format, output.quality, output.png_compression,
+                         publication)
 
 
 def write_timed(job: Job, picture: Picture, output: OutputOptions) -> tuple[int, list[str], float]:

@@ -68,6 +68,8 @@ class ModelInfo:
     attention no exporter could make dynamic)."""
     shapes: str = "any size"
     """Which input sizes the graph takes and, for a fixed window, why (shown by `upscale info`)."""
+    max_batch: int = 0
+    """0: any batch size. 1: the graph takes one image a run (a traced batch size); the runner feeds them so."""
     has_metadata: bool = True
     """False when the model carried no metadata and the runner had to guess (probe, default overlap)."""
 
@@ -75,7 +77,8 @@ class ModelInfo:
         if not 1 <= self.scale <= MAX_SCALE:
             raise ValueError(f"scale must be 1 to {MAX_SCALE}, got {self.scale}")
         if not (0 <= self.tile_overlap <= MAX_SIZE_NEED and 1 <= self.multiple_of <= MAX_SIZE_NEED
-                and 1 <= self.min_size <= MAX_SIZE_NEED and 0 <= self.fixed_window <= 4 * MAX_SIZE_NEED):
+                and 1 <= self.min_size <= MAX_SIZE_NEED and 0 <= self.fixed_window <= 4 * MAX_SIZE_NEED
+                and self.max_batch >= 0):
             raise ValueError(f"tile_overlap must be 0 to {MAX_SIZE_NEED}, multiple_of and min_size 1 to "
                              f"{MAX_SIZE_NEED}, fixed_window 0 to {4 * MAX_SIZE_NEED}; got {self.tile_overlap}, "
                              f"{self.multiple_of}, {self.min_size}, {self.fixed_window}")

@@ -16,7 +16,7 @@ from PIL import Image
 from .images import Picture
 from .model import UpscaleModel
 from .pixels import SAMPLE_PEAKS, from_unit_float, uint16_to_uint8
-from .tiling import upscale_array
+from .tiling import upscale_arrays
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,9 @@ class UpscaleOptions:
     needed, then resize with Lanczos to exactly round(W*factor) x round(H*factor)."""
     tile: int | None = None
     """Tile size in input pixels: 0 for the whole image, None for automatic (bounded memory)."""
-    batch_size: int = 4
-    """Tiles of equal shape run together in batches of this many."""
+    batch_size: int | None = None
+    """Most equal-shaped windows per model call; None: as many as `tiling.max_batch_pixels` allows (at most
+    `tiling.AUTO_BATCH`): two automatic tiles of a large image, dozens of thumbnails."""
 
     def factor_for(self, model_scale: int) -> float:
         """The overall factor a model of ``model_scale`` runs at: ``factor``, else the model's own scale."""
@@ -84,22 +85,31 @@ def upscale_picture(model: UpscaleModel, picture: Picture, options: UpscaleOptio
     resized with Lanczos (it has no texture for the model to restore). ``on_pixels`` receives the
     input pixels of each finished tile, for progress bars.
     """
-    h, w = picture.pixels.shape[:2]
+    return upscale_pictures(model, [picture], options, on_pixels)[0]
+
+
+def upscale_pictures(model: UpscaleModel, pictures: list[Picture], options: UpscaleOptions = UpscaleOptions(),
+                     on_pixels: Callable[[int], None] | None = None) -> list[Picture]:
+    """`upscale_picture` for several pictures at once, their windows of equal shape batched together
+    (`tiling.upscale_arrays`): each result is the one the picture gets alone, at a fraction of the calls."""
     factor = options.factor_for(model.scale)
     passes = passes_needed(model.scale, factor)
-    gray = picture.pixels.shape[2] == 1
-    colour = np.repeat(picture.pixels, 3, axis=2) if gray else picture.pixels
     exact = factor == model.scale ** passes
-    # Between passes and before a final resize, keep 16 bits so no precision is lost on the way.
-    work_dtype = colour.dtype if exact and passes == 1 else np.uint16
+    colours = [np.repeat(p.pixels, 3, axis=2) if p.pixels.shape[2] == 1 else p.pixels for p in pictures]
     for i in range(passes):
-        colour = upscale_array(
-            model, colour, model.scale, model.info.tile_overlap, _tile_for(model, options), options.batch_size,
-            out_dtype=picture.pixels.dtype if i == passes - 1 and exact else work_dtype,
-            on_tile=on_pixels if i == 0 else None, fixed_window=model.info.fixed_window,
-        )
+        # Between passes and before a final resize, keep 16 bits so no precision is lost on the way.
+        dtypes = [p.pixels.dtype if exact and i == passes - 1 else np.uint16 for p in pictures]
+        colours = upscale_arrays(model, colours, model.scale, model.info.tile_overlap, _tile_for(model, options),
+                                 options.batch_size, dtypes, on_pixels if i == 0 else None,
+                                 model.info.fixed_window)
+    return [_finish(picture, colour, factor, exact) for picture, colour in zip(pictures, colours, strict=True)]
+
+
+def _finish(picture: Picture, colour: np.ndarray, factor: float, exact: bool) -> Picture:
+    """Grey back to one channel, the final resize to the exact size, alpha alongside."""
+    h, w = picture.pixels.shape[:2]
     target_w, target_h = round(w * factor), round(h * factor)
-    if gray:
+    if picture.pixels.shape[2] == 1:
         colour = np.round(colour.astype(np.float32).mean(axis=2, keepdims=True)).astype(colour.dtype)
     if not exact:
         colour = resize_lanczos(colour, target_w, target_h)

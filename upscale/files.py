@@ -9,6 +9,7 @@ killed mid-write leaves only a hidden ``.NAME.XXXX.upscale-tmp`` file, which fol
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import os
 import tempfile
@@ -28,10 +29,52 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
+class Publication:
+    """Files written to temporaries without a sync each, published together: one filesystem sync, then every
+    rename. Many small outputs cost one sync instead of one fsync each (0.3 ms apiece on an ext4 SSD), and the
+    promise holds: a final name appears only after its data is on disk; a kill before `publish` leaves only
+    temporaries (swept by the next run), never a partial file under a final name."""
+
+    def __init__(self) -> None:
+        self.staged: list[tuple[str, Path]] = []
+        self.published = 0  # how many of the staged files are under their final names
+
+    def publish(self) -> None:
+        """Sync the filesystems holding the staged files, then rename each over its target, in order (if it stops
+        halfway, `published` says how many made it)."""
+        for folder in {path.parent for _, path in self.staged}:
+            sync_filesystem(folder)
+        while self.staged:
+            tmp, path = self.staged[0]
+            os.replace(tmp, path)
+            self.staged.pop(0)
+            self.published += 1
+
+    def discard(self) -> None:
+        for tmp, _ in self.staged:
+            Path(tmp).unlink(missing_ok=True)
+        self.staged.clear()
+
+
+def sync_filesystem(folder: Path) -> None:
+    """Flush every written file of the filesystem holding ``folder`` (Linux ``syncfs``; elsewhere ``sync``)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            if libc.syncfs(fd) != 0:
+                raise OSError(ctypes.get_errno(), f"syncfs failed on {folder}")
+        finally:
+            os.close(fd)
+    except AttributeError:  # no syncfs in this C library
+        os.sync()
+
+
 @contextlib.contextmanager
-def open_atomic(path: Path) -> Iterator[BinaryIO]:
+def open_atomic(path: Path, publication: Publication | None = None) -> Iterator[BinaryIO]:
     """A binary file to write ``path`` through: a temporary file beside it, fsynced and renamed over ``path``
-    when the block ends normally, removed when it raises; so ``path`` is absent/old or complete, never partial."""
+    when the block ends normally (or, with a ``publication``, left for it to sync and rename with others),
+    removed when it raises; so ``path`` is absent/old or complete, never partial."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
@@ -39,16 +82,20 @@ def open_atomic(path: Path) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+            if publication is None:
+                os.fsync(f.fileno())
+        if publication is None:
+            os.replace(tmp, path)
+        else:
+            publication.staged.append((tmp, path))
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, publication: Publication | None = None) -> None:
     """Write ``data`` to ``path`` so that ``path`` is either absent/old or complete, never partial."""
-    with open_atomic(path) as f:
+    with open_atomic(path, publication) as f:
         f.write(data)
 
 

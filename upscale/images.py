@@ -19,7 +19,7 @@ from PIL import Image, ImageCms, ImageFile
 from .deep_color import deep_color_rawmode, is_tiff, read_deep_color, read_tiff, tiff_size
 from .errors import ImageError
 from .evidence import jpeg_quality
-from .files import open_atomic, write_atomic
+from .files import Publication, open_atomic, write_atomic
 from .pixels import uint16_to_uint8
 from .png import write_png
 
@@ -345,15 +345,17 @@ def _tiff16(planes: np.ndarray, icc: bytes | None) -> bytes:
 
 
 def write_picture(path: Path, picture: Picture, fmt: str, quality: int = 95,
-                  png_compression: int = DEFAULT_PNG_COMPRESSION) -> tuple[int, list[str]]:
-    """Write ``picture`` to ``path`` atomically in format ``fmt``; (bytes written, warnings about what the format
-    lost). PNG streams band by band from the arrays (`png.write_png`): no copy of the image is made."""
+                  png_compression: int = DEFAULT_PNG_COMPRESSION,
+                  publication: Publication | None = None) -> tuple[int, list[str]]:
+    """Write ``picture`` to ``path`` atomically in format ``fmt`` (or staged for ``publication``); (bytes written,
+    warnings about what the format lost). PNG streams band by band from the arrays (`png.write_png`): no copy of
+    the image is made."""
     if fmt == "PNG":
-        with open_atomic(path) as f:
+        with open_atomic(path, publication) as f:
             size = write_png(f, picture.pixels, picture.alpha, picture.icc_profile, picture.exif, png_compression)
         return size, []
     data, notes = encode(picture, fmt, quality, png_compression)
-    write_atomic(path, data)
+    write_atomic(path, data, publication)
     return len(data), notes
 
 

@@ -94,7 +94,7 @@ class UpscaleModel:
 
     def _run(self, session: ort.InferenceSession, feed: np.ndarray) -> np.ndarray:
         """One session on a batch; a fixed-window graph (traced for one image) takes its images one by one."""
-        if self.info.fixed_window and len(feed) > 1:
+        if (self.info.fixed_window or self.info.max_batch == 1) and len(feed) > 1:
             return np.concatenate([session.run(None, {self.input_name: feed[i : i + 1]})[0] for i in range(len(feed))])
         return session.run(None, {self.input_name: feed})[0]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -33,13 +34,55 @@ from .batch import (
     failure_message,
     new_result,
     set_seconds,
-    upscale_job,
+    upscale_jobs,
+    write_job,
     write_timed,
 )
 from .engine import UpscaleOptions
+from .files import Publication
 from .images import Picture
 from .memory import Budget, budget, return_large_blocks_to_the_system
 from .model import UpscaleModel
+
+
+class _DiskWasFull(Exception):
+    """A write not started because an earlier one found the output disk full."""
+
+
+class _Part:
+    """One item of a task that wrote several files (`write_together`), seen as that file's own future."""
+
+    def __init__(self, future: Future, index: int) -> None:
+        self.future, self.index = future, index
+
+    def result(self) -> tuple[int, list[str], float]:
+        outcome = self.future.result()[self.index]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def cancel(self) -> bool:
+        return self.future.cancel()
+
+    def cancelled(self) -> bool:
+        return self.future.cancelled()
+
+    def exception(self) -> BaseException | None:
+        failed = self.future.exception()
+        if failed is not None:
+            return failed
+        outcome = self.future.result()[self.index]
+        return outcome if isinstance(outcome, BaseException) else None
+
+
+SMALL_PICTURE = 256 * 256
+"""Input pixels up to which pictures are decoded ahead and upscaled several to a batch (one window each)."""
+GROUP = 16
+"""Most small pictures decoded ahead and upscaled together."""
+
+
+def _small(job: Job) -> bool:
+    return job.pixels is not None and job.pixels <= SMALL_PICTURE
 
 
 def _decode(job: Job, output: OutputOptions, factor: float, room: Budget) -> tuple[Picture | None, str | None, float]:
@@ -104,7 +147,7 @@ def run_pipelined(
 
     def fill_decoder() -> None:
         nonlocal next_job
-        while next_job < len(jobs) and len(decoding) < decode_ahead:
+        while next_job < len(jobs) and len(decoding) < (GROUP if _small(jobs[next_job]) else decode_ahead):
             job = jobs[next_job]
             need = job.need(factor) or 0
             if needs and sum(needs.values()) + need > room.available and need <= room.available:
@@ -113,13 +156,40 @@ def run_pipelined(
             decoding.append((job, decoder.submit(_decode, job, output, factor, room)))
             next_job += 1
 
+    full = threading.Event()  # set by the write that found no space, before any other write starts
+    full_at: list[str] = []
+
+    def write_unless_full(job: Job, picture: Picture, output: OutputOptions) -> tuple[int, list[str], float]:
+        if full.is_set():
+            raise _DiskWasFull
+        try:
+            return write_timed(job, picture, output)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                full_at.append(str(job.output))
+                full.set()
+            raise
+
+    def not_attempted(job: Job) -> FileResult:
+        return FileResult(str(job.input), str(job.output), NOT_ATTEMPTED, f"not attempted: the output disk is full "
+                          f"({(full_at or disk_full)[0]} could not be written)", input_size=job.size)
+
     def finish(job: Job, result: FileResult, future: Future | None, seconds: tuple[float, float]) -> None:
-        """Complete ``result`` from its write (waiting for it) and hand it on."""
+        """Complete ``result`` from its write (waiting for it) and hand it on; once the disk is full, a write
+        that has not started is not attempted."""
+        if future is not None and (disk_full or full.is_set()) and future.cancel():
+            needs.pop(id(job), None)
+            on_result(job, not_attempted(job))
+            return
         write_seconds = 0.0
         if future is not None:
             try:
                 result.output_bytes, notes, write_seconds = future.result()
                 result.warnings += notes
+            except _DiskWasFull:
+                needs.pop(id(job), None)
+                on_result(job, not_attempted(job))
+                return
             except EXPECTED as exc:
                 result.status, result.error = "failed", failure_message(exc, "write", job.output)
                 result.output_size = None
@@ -134,29 +204,76 @@ def run_pipelined(
             finish(*writing[0])  # popped once reported: an interrupt while waiting leaves it for the handler
             writing.popleft()
 
-    try:
-        fill_decoder()
-        while decoding and not disk_full:
-            job, future = decoding.popleft()
-            fill_decoder()
-            if on_start:
+    def upscale_group(group: list[tuple[Job, Future]]) -> None:
+        """Decode results in, one batched upscale of the pictures that decoded, writes submitted in order."""
+        if on_start:
+            for job, _ in group:
                 on_start(job)
-            picture, error, decode_seconds = future.result()
-            result = new_result(job)
+        decoded = [(job, new_result(job), *future.result()) for job, future in group]
+        good = [(job, result, picture) for job, result, picture, _, _ in decoded if picture is not None]
+        start, failure = time.perf_counter(), ""
+        try:
+            upscaled = upscale_jobs(model, [p for _, _, p in good], options, [r for _, r, _ in good], on_pixels)
+        except EXPECTED as exc:
+            if len(good) > 1:  # one picture's failure: each alone, so that the others succeed and it is named
+                for job, future in group:
+                    upscale_group([(job, future)])
+                return
+            upscaled, failure = [], failure_message(exc, "upscale")
+        share = (time.perf_counter() - start) / max(len(good), 1)  # a batch's time, split over its pictures
+        done = {id(result): picture for (_, result, _), picture in zip(good, upscaled, strict=False)}
+        together = [(job, done[id(result)]) for job, result, *_ in decoded if id(result) in done]
+        # several small outputs: written by one task and published together (`files.Publication`)
+        group_write = writer.submit(write_together, together) if len(together) > 1 else None
+        for job, result, picture, error, decode_seconds in decoded:
             if picture is None:
                 result.status, result.error = "failed", error
                 writing.append((job, result, None, (decode_seconds, 0.0)))
+            elif id(result) not in done:
+                result.status, result.error = "failed", failure
+                writing.append((job, result, None, (decode_seconds, share)))
             else:
-                start = time.perf_counter()
-                try:
-                    upscaled = upscale_job(model, picture, options, result, on_pixels)
-                except EXPECTED as exc:
-                    result.status, result.error = "failed", failure_message(exc, "upscale")
-                    writing.append((job, result, None, (decode_seconds, time.perf_counter() - start)))
-                else:
-                    writing.append((job, result, writer.submit(write_timed, job, upscaled, output),
-                                    (decode_seconds, time.perf_counter() - start)))
-            drain_writes(write_behind)
+                write = _Part(group_write, [j for j, _ in together].index(job)) if group_write else \
+                    writer.submit(write_unless_full, job, done[id(result)], output)
+                writing.append((job, result, write, (decode_seconds, share)))
+
+    def write_together(items: list[tuple[Job, Picture]]) -> list[tuple[int, list[str], float] | BaseException]:
+        """Write each of ``items`` to a temporary, then sync once and rename them all; one outcome per item (its
+        result, or the exception it met)."""
+        publication, outcomes = Publication(), []
+        for job, picture in items:
+            if full.is_set():
+                outcomes.append(_DiskWasFull())
+                continue
+            start = time.perf_counter()
+            try:
+                written, notes = write_job(job, picture, output, publication)
+                outcomes.append((written, notes, time.perf_counter() - start))
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    full_at.append(str(job.output))
+                    full.set()
+                outcomes.append(exc)
+        start = time.perf_counter()
+        try:
+            publication.publish()
+        except BaseException as exc:  # those renamed before it are done; the rest never appear
+            publication.discard()
+            renamed = iter(range(len(outcomes)))
+            return [o if isinstance(o, BaseException) or next(renamed) < publication.published else exc
+                    for o in outcomes]
+        sync = (time.perf_counter() - start) / max(len(items), 1)  # the one sync, split over its files
+        return [o if isinstance(o, BaseException) else (o[0], o[1], o[2] + sync) for o in outcomes]
+
+    try:
+        fill_decoder()
+        while decoding and not disk_full:
+            group = [decoding.popleft()]
+            while _small(group[0][0]) and decoding and len(group) < GROUP and _small(decoding[0][0]):
+                group.append(decoding.popleft())  # small pictures: decoded ahead, upscaled several to a batch
+            fill_decoder()
+            upscale_group(group)
+            drain_writes(GROUP if _small(group[0][0]) else write_behind)  # a small group's writes go on meanwhile
             while writing and next_job < len(jobs) and not decoding:  # memory, not count, holds the next file
                 drain_writes(len(writing) - 1)
                 fill_decoder()
@@ -165,9 +282,7 @@ def run_pipelined(
             for future in [f for _, f in decoding]:
                 future.cancel()
             for job in [j for j, _ in decoding] + jobs[next_job:]:
-                on_result(job, FileResult(str(job.input), str(job.output), NOT_ATTEMPTED,
-                                          f"not attempted: the output disk is full ({disk_full[0]} could not be "
-                                          "written)", input_size=job.size))
+                on_result(job, not_attempted(job))
     except KeyboardInterrupt:
         for _, f in decoding:
             f.cancel()

@@ -106,7 +106,12 @@ pixel for the 32-channel default model), so this bounds it near 220 MB, while tw
 overlap) still fill the two CPU lanes (benchmarks/memory.py)."""
 
 
-def tile_batches(tiles: list[Tile], batch_size: int, max_pixels: int = MAX_BATCH_PIXELS,
+AUTO_BATCH = 64
+"""Most windows in a batch when ``batch_size`` is automatic (None): small ones (thumbnails, sprites) fill it,
+large ones are held to `max_batch_pixels` first (two automatic tiles)."""
+
+
+def tile_batches(tiles: list[Tile], batch_size: int | None, max_pixels: int = MAX_BATCH_PIXELS,
                  lanes: int = 1) -> Iterator[list[Tile]]:
     """Tiles grouped as the engine runs them: equal window shapes together, at most ``batch_size`` each and at
     most ``max_pixels`` window pixels (but at least one tile), and a multiple of ``lanes`` tiles where more than
@@ -116,7 +121,7 @@ def tile_batches(tiles: list[Tile], batch_size: int, max_pixels: int = MAX_BATCH
     for t in tiles:
         by_shape[t.window_shape].append(t)
     for (h, w), group in by_shape.items():
-        size = max(1, min(batch_size, max_pixels // (h * w)))
+        size = max(1, min(batch_size or AUTO_BATCH, max_pixels // (h * w)))
         if size > lanes:
             size -= size % lanes
         for i in range(0, len(group), size):
@@ -155,15 +160,17 @@ def _band_rows(width: int) -> int:
     return max(1, BAND_PIXELS // max(1, width))
 
 
-def windows_to_batch(pixels: np.ndarray, group: list[Tile]) -> np.ndarray:
+def windows_to_batch(pixels: np.ndarray | list[np.ndarray], group: list[Tile]) -> np.ndarray:
     """The (N,3,h,w) float32 batch of ``group``'s windows, in [0, 1] (`to_unit_float`'s values), made band by
-    band in one pass: no stacked copy of the windows, no separate transpose."""
+    band in one pass: no stacked copy of the windows, no separate transpose. ``pixels`` is the image all the
+    tiles cut, or one image per tile (windows of several small images batched together)."""
     h, w = group[0].window_shape
     batch = np.empty((len(group), 3, h, w), np.float32)
-    peak = SAMPLE_PEAKS.get(pixels.dtype)
+    sources = pixels if isinstance(pixels, list) else [pixels] * len(group)
 
     def fill(i: int, t: Tile, r0: int, r1: int) -> None:
-        source = pixels[t.rows.lo + r0 : t.rows.lo + r1, t.cols.lo : t.cols.hi].transpose(2, 0, 1)
+        peak = SAMPLE_PEAKS.get(sources[i].dtype)  # each image its own: 8- and 16-bit pictures may share a batch
+        source = sources[i][t.rows.lo + r0 : t.rows.lo + r1, t.cols.lo : t.cols.hi].transpose(2, 0, 1)
         if peak is None:
             np.copyto(batch[i, :, r0:r1], to_unit_float(source))
         else:  # to_unit_float's arithmetic (float32 samples times float32(1/peak)) without its two temporaries:
@@ -174,22 +181,36 @@ def windows_to_batch(pixels: np.ndarray, group: list[Tile]) -> np.ndarray:
     return batch
 
 
-def store_cores(out: np.ndarray, result: np.ndarray, group: list[Tile], scale: int) -> None:
-    """Quantise each tile's core of the model's ``result`` (which it overwrites) into ``out``, band by band."""
+def store_cores(out: np.ndarray | list[np.ndarray], result: np.ndarray, group: list[Tile], scale: int) -> None:
+    """Quantise each tile's core of the model's ``result`` (which it overwrites) into ``out`` (or, for windows of
+    several images, into each tile's own output), band by band."""
+    targets = out if isinstance(out, list) else [out] * len(group)
 
-    def store(y: np.ndarray, t: Tile, r0: int, r1: int) -> None:
+    def store(y: np.ndarray, image: np.ndarray, t: Tile, r0: int, r1: int) -> None:
         c0, c1 = (t.cols.core_lo - t.cols.lo) * scale, (t.cols.core_hi - t.cols.lo) * scale
-        core = quantise_in_place(y[:, r0:r1, c0:c1], out.dtype)
+        core = quantise_in_place(y[:, r0:r1, c0:c1], image.dtype)
         top = t.rows.core_lo * scale + r0 - (t.rows.core_lo - t.rows.lo) * scale
-        target = out[top : top + (r1 - r0), t.cols.core_lo * scale : t.cols.core_hi * scale]
+        target = image[top : top + (r1 - r0), t.cols.core_lo * scale : t.cols.core_hi * scale]
         np.copyto(target, core.transpose(1, 2, 0), casting="unsafe")
 
     jobs = []
-    for t, y in zip(group, result, strict=True):
+    for t, y, image in zip(group, result, targets, strict=True):
         r0, r1 = (t.rows.core_lo - t.rows.lo) * scale, (t.rows.core_hi - t.rows.lo) * scale
         rows = _band_rows((t.cols.core_hi - t.cols.core_lo) * scale)
-        jobs += [(y, t, r, min(r1, r + rows)) for r in range(r0, r1, rows)]
+        jobs += [(y, image, t, r, min(r1, r + rows)) for r in range(r0, r1, rows)]
     _in_bands(store, jobs)
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """A tile of one of several images (`upscale_arrays`)."""
+
+    image: int
+    tile: Tile
+
+    @property
+    def window_shape(self) -> tuple[int, int]:
+        return self.tile.window_shape
 
 
 def upscale_array(
@@ -198,7 +219,7 @@ def upscale_array(
     scale: int,
     overlap: int,
     tile: int | None = None,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     out_dtype: np.dtype | None = None,
     on_tile: Callable[[int], None] | None = None,
     fixed_window: int = 0,
@@ -211,16 +232,38 @@ def upscale_array(
     peak memory is the input and output images plus a few tiles, never a float copy of either image.
     ``on_tile`` is called with the number of input pixels each finished tile owned (for progress).
     """
-    if pixels.ndim != 3 or pixels.shape[2] != 3:
-        raise ValueError(f"expected an HxWx3 image, got shape {pixels.shape}")
-    h, w = pixels.shape[:2]
-    out = np.empty((h * scale, w * scale, 3), np.dtype(out_dtype or pixels.dtype))
+    return upscale_arrays(model, [pixels], scale, overlap, tile, batch_size, [out_dtype], on_tile, fixed_window)[0]
+
+
+def upscale_arrays(
+    model: Batch,
+    images: list[np.ndarray],
+    scale: int,
+    overlap: int,
+    tile: int | None = None,
+    batch_size: int | None = None,
+    out_dtypes: list[np.dtype | None] | None = None,
+    on_tile: Callable[[int], None] | None = None,
+    fixed_window: int = 0,
+) -> list[np.ndarray]:
+    """`upscale_array` for several images at once: windows of equal shape, from any of them, run in the same
+    batches. Many small images (thumbnails, sprites, frames: one window each) then cost a few model calls instead
+    of one each; a batch's images are independent, so every output is the one the image gets alone."""
+    for pixels in images:
+        if pixels.ndim != 3 or pixels.shape[2] != 3:
+            raise ValueError(f"expected an HxWx3 image, got shape {pixels.shape}")
+    dtypes = out_dtypes or [None] * len(images)
+    outs = [np.empty((p.shape[0] * scale, p.shape[1] * scale, 3), np.dtype(d or p.dtype))
+            for p, d in zip(images, dtypes, strict=True)]
     lanes = getattr(model, "parallelism", 1)
-    tiles = plan_tiles(h, w, tile, overlap, scale, fixed_window)
-    for group in tile_batches(tiles, batch_size, max_batch_pixels(scale), lanes):
-        result = np.require(model(windows_to_batch(pixels, group)), np.float32, "W")
-        store_cores(out, result, group, scale)
+    placed = [_Placed(i, t) for i, p in enumerate(images)
+              for t in plan_tiles(p.shape[0], p.shape[1], tile, overlap, scale, fixed_window)]
+    for group in tile_batches(placed, batch_size, max_batch_pixels(scale), lanes):
+        tiles = [g.tile for g in group]
+        batch = windows_to_batch([images[g.image] for g in group], tiles)
+        result = np.require(model(batch), np.float32, "W")
+        store_cores([outs[g.image] for g in group], result, tiles, scale)
         if on_tile:
-            for t in group:
+            for t in tiles:
                 on_tile((t.rows.core_hi - t.rows.core_lo) * (t.cols.core_hi - t.cols.core_lo))
-    return out
+    return outs

@@ -34,7 +34,10 @@ ScaleOption = Annotated[
     float | None,
     typer.Option("--scale", "-s", min=0.01, help="Overall factor (any value); default: the model's own scale."),
 ]
-BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Equal-shaped tiles run per batch.")]
+BatchOption = Annotated[int | None, typer.Option(
+    "--batch-size", min=1, show_default="automatic",
+    help="Most equal-shaped tiles (or small images) per model call; default: as many as the memory bound allows, "
+         "at most 64.")]
 QualityOption = Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality.")]
 PngCompressionOption = Annotated[
     int, typer.Option("--png-compression", min=0, max=9, help="PNG zlib level: 0 fastest, 9 smallest.")

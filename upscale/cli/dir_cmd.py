@@ -52,7 +52,7 @@ def dir_command(
     device: DeviceOption = "auto",
     scale: ScaleOption = None,
     tile: TileOption = None,
-    batch_size: BatchOption = 4,
+    batch_size: BatchOption = None,
     threads: ThreadsOption = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Include sub-folders, mirrored.")] = False,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.same,

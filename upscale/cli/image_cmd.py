@@ -41,7 +41,7 @@ def image_command(
     device: DeviceOption = "auto",
     scale: ScaleOption = None,
     tile: TileOption = None,
-    batch_size: BatchOption = 4,
+    batch_size: BatchOption = None,
     threads: ThreadsOption = None,
     quality: QualityOption = 95,
     png_compression: PngCompressionOption = DEFAULT_PNG_COMPRESSION,
