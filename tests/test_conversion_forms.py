@@ -86,7 +86,7 @@ def test_a_graph_that_fails_at_an_engine_shape_falls_back_to_a_fixed_window(tmp_
     runner = load_model(path, "cpu")
     # Several full windows (sides that are multiples of 8, where the module's own padding, which makes its border
     # depend on the image's size, is none): tiles reproduce the whole image. Smaller than a window (a side under
-    # 256): the model pads it to the window with edge pixels, so only its far border may differ from the module's
+    # 256): the model pads it to the window by reflection, so only its far border may differ from the module's
     # own border (zero padding), by up to the receptive field.
     margin = 2 * done.tiling.overlap
     for h, w in [(304, 264), (520, 512), (24, 32), (600, 88)]:

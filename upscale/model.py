@@ -2,7 +2,7 @@
 
 The loaded model is a plain callable ``ndarray (N,3,H,W) float32 in [0,1] -> ndarray (N,3,sH,sW)``;
 tiling, image formats and batching live elsewhere. Size requirements of the model (``multiple_of``,
-``min_size``, or one ``fixed_window``) are met here by edge padding and cropping, so generic code never
+``min_size``, or one ``fixed_window``) are met here by reflected padding and cropping, so generic code never
 special-cases a model.
 """
 
@@ -81,7 +81,9 @@ class UpscaleModel:
         ph = fixed or _padded(h, self.info.multiple_of, self.info.min_size)
         pw = fixed or _padded(w, self.info.multiple_of, self.info.min_size)
         if (ph, pw) != (h, w):
-            batch = np.pad(batch, ((0, 0), (0, 0), (0, ph - h), (0, pw - w)), mode="edge")
+            # reflected, as the architectures that need a size multiple pad themselves (SwinIR, HAT, DCTLSA...):
+            # then the padded border is what the model expects, and the output near it what PyTorch gives
+            batch = np.pad(batch, ((0, 0), (0, 0), (0, ph - h), (0, pw - w)), mode="reflect")
         feed = np.ascontiguousarray(batch, dtype=self.input_dtype)
         if self._lane_pool is not None and len(feed) >= len(self.lanes):
             parts = np.array_split(feed, len(self.lanes))
