@@ -219,3 +219,24 @@ def test_cmyk_goes_through_its_embedded_profile(tmp_path: Path) -> None:
     assert left[0] > 200 and left[1] < 60 and left[2] > 200, left  # magenta, as the profile says
     assert right[0] > 200 and right[1] > 200 and right[2] < 60, right  # yellow
     assert pic.icc_profile is None  # the pixels are sRGB now; the CMYK profile must not travel with them
+
+
+def test_png_headers_read_directly_agree_with_pillow(tmp_path: Path) -> None:
+    """The IHDR fast path gives Pillow's size, format and depth for every PNG layout; others go to Pillow."""
+    from upscale.images import _png_header, probe_header
+
+    rgb = np.zeros((7, 11, 3), np.uint8)
+    cases = {"rgb.png": Image.fromarray(rgb), "grey.png": Image.fromarray(rgb[..., 0]),
+             "rgba.png": Image.fromarray(np.zeros((7, 11, 4), np.uint8)),
+             "palette.png": Image.fromarray(rgb).quantize(),
+             "bits.png": Image.fromarray(rgb[..., 0]).convert("1"),
+             "grey16.png": Image.fromarray(np.zeros((7, 11), np.uint16) + 300)}
+    for name, image in cases.items():
+        image.save(tmp_path / name)
+        with Image.open(tmp_path / name) as im:
+            deep = im.mode.startswith("I")
+            assert _png_header(tmp_path / name) == ((11, 7), "PNG", deep) == probe_header(tmp_path / name), name
+    Image.fromarray(rgb).save(tmp_path / "a.jpg")
+    assert _png_header(tmp_path / "a.jpg") is None and probe_header(tmp_path / "a.jpg") == ((11, 7), "JPEG", False)
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(30))
+    assert _png_header(tmp_path / "bad.png") is None  # left to Pillow, which names the problem

@@ -76,7 +76,11 @@ def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
 def probe_header(path: Path) -> tuple[tuple[int, int], str, bool]:
     """(width, height), format and whether samples are 16-bit, from the header alone; raises ImageError.
 
+    PNG's IHDR is read directly (planning a folder of 5,000 thumbnails spent 0.5 s in Pillow's open alone);
     TIFF layouts Pillow cannot open (16-bit grey+alpha) are read by tifffile, as `read_image` does."""
+    png = _png_header(path)
+    if png is not None:
+        return png
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -90,6 +94,25 @@ def probe_header(path: Path) -> tuple[tuple[int, int], str, bool]:
             except (OSError, ValueError) as tiff_exc:
                 raise ImageError(path, describe_error(tiff_exc)) from None
         raise ImageError(path, describe_error(exc)) from None
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_header(path: Path) -> tuple[tuple[int, int], str, bool] | None:
+    """A PNG's size and depth from its IHDR chunk, or None (not a PNG, or a header Pillow should judge)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(29)
+    except OSError:
+        return None
+    if len(head) < 29 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
+        return None
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    depth, colour = head[24], head[25]
+    if width == 0 or height == 0 or depth not in (1, 2, 4, 8, 16) or colour not in (0, 2, 3, 4, 6):
+        return None
+    return (width, height), "PNG", depth == 16
 
 
 def upright_size(path: Path) -> tuple[int, int]:

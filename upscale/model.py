@@ -24,6 +24,9 @@ from .registry import resolve_model_path
 from .untrusted import check_onnx_external_data
 
 _PROBE_SIZE = (17, 23)  # odd and unequal, so a wrong guess of the scale cannot pass by accident
+SMALL_BATCH_PIXELS = 1 << 15
+"""Batches of at most this many input pixels (16 thumbnails of 32x32 and up to 45x45) run on one thread: split
+over the lanes or the session's threads they cost more in hand-offs than they gain (benchmarks/many_files.py)."""
 _LANES = 2
 """CPU sessions that share a batch of tiles: each runs its part on half the threads (see `UpscaleModel`)."""
 
@@ -85,7 +88,9 @@ class UpscaleModel:
             # then the padded border is what the model expects, and the output near it what PyTorch gives
             batch = np.pad(batch, ((0, 0), (0, 0), (0, ph - h), (0, pw - w)), mode="reflect")
         feed = np.ascontiguousarray(batch, dtype=self.input_dtype)
-        if self._lane_pool is not None and len(feed) >= len(self.lanes):
+        if self.lanes and feed.shape[0] * ph * pw <= SMALL_BATCH_PIXELS:
+            out = self._run(self.lanes[0], feed)  # one thread: the other cores decode and encode the small files
+        elif self._lane_pool is not None and len(feed) >= len(self.lanes):
             parts = np.array_split(feed, len(self.lanes))
             out = np.concatenate(list(self._lane_pool.map(self._run, self.lanes, parts)))
         else:
