@@ -48,12 +48,17 @@ def test_size_requirements_are_met_by_padding(tmp_path) -> None:
     onnx.save(model, path)
     loaded = load_model(path, "cpu")
     seen = []
-    real_run = loaded.session.run
 
-    def spy(outputs, feed):
-        seen.append(next(iter(feed.values())).shape)
-        return real_run(outputs, feed)
+    def spying(session):
+        real_run = session.run
 
-    loaded.session.run = spy
+        def spy(outputs, feed):
+            seen.append(next(iter(feed.values())).shape)
+            return real_run(outputs, feed)
+
+        session.run = spy
+
+    for session in [loaded.session, *loaded.lanes]:  # small batches run on a lane
+        spying(session)
     out = loaded(np.zeros((1, 3, 5, 9), np.float32))
     assert seen == [(1, 3, 8, 12)] and out.shape == (1, 3, 10, 18)
