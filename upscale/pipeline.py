@@ -127,7 +127,8 @@ def run_pipelined(
 ) -> None:
     """Process ``jobs``; ``on_result`` receives each job's result, in input order. ``workers`` defaults to
     `IOWorkers.for_device` of the model's device. At most decoders + 1 images wait decoded and ``encoders``
-    wait to be written, and the images in flight together stay within the memory this process may use
+    wait to be written (small pictures, up to `SMALL_PICTURE` pixels: `GROUP` of each, upscaled as one batch and
+    published together), and the images in flight together stay within the memory this process may use
     (`upscale.memory`, measured when the run starts): a file predicted not to fit alone is refused before it
     is decoded, and the next file waits until enough of the others are written."""
     if workers is None:
