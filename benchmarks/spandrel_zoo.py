@@ -65,7 +65,8 @@ RELEASED = {
     "DRCT": {"upscale": 4, "upsampler": "pixelshuffle", "window_size": 16},
     "ATD": {"upscale": 4, "upsampler": "pixelshuffle", "window_size": 16},
     "GRL": {"upscale": 4, "upsampler": "pixelshuffle"},
-    "SAFMNBCIE": {"upscaling_factor": 4},
+    "SAFMN": {"dim": 36},  # SAFMN_DF2K_x4: 36 dims, 8 blocks
+    "SAFMNBCIE": {"dim": 64, "upscaling_factor": 4},  # the NTIRE 2024 release: 64 dims, 6 blocks of 6 layers
 }
 
 
