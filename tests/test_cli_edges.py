@@ -157,20 +157,26 @@ def test_files_written_while_ctrl_c_stops_the_run_are_in_the_results(tmp_path: P
     folder.mkdir()
     for i, name in enumerate(["a.png", "b.png", "c.png"]):
         Image.fromarray(photo(*(size or (20, 24)), seed=i)).save(folder / name)
-    waiting = threading.Event()
+    waiting, released = threading.Event(), threading.Event()
 
     def slowed(real):
         def write(job, picture, output, *rest):
             if job.output.name == "b.png":
                 waiting.set()
-                time.sleep(1.0)
+                released.wait(30)  # held until Ctrl-C is pending: however loaded the machine, it lands first
             return real(job, picture, output, *rest)
         return write
 
+    def ctrl_c() -> None:
+        waiting.wait(30)
+        time.sleep(0.2)  # the main thread is waiting for b.png's write by now (it cannot finish before release)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+        released.set()
+
     monkeypatch.setattr(pipeline, "write_timed", slowed(pipeline.write_timed))
     monkeypatch.setattr(pipeline, "write_job", slowed(pipeline.write_job))
-    threading.Thread(target=lambda: (waiting.wait(5), time.sleep(0.3), os.kill(os.getpid(), signal.SIGINT)),
-                     daemon=True).start()
+    threading.Thread(target=ctrl_c, daemon=True).start()
     header = (size[1], size[0]) if size else (24, 20)
     jobs = [Job(folder / n, tmp_path / "out" / n, "PNG", header) for n in ("a.png", "b.png", "c.png")]
     results = []
