@@ -71,3 +71,13 @@ def photo(height: int = 40, width: int = 56, channels: int = 3, seed: int = 0) -
         for c in range(channels)
     ]
     return np.clip(np.stack(planes, axis=2), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def plenty_of_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipeline's memory budget made independent of what the machine has free right now (other jobs may hold
+    most of it), for tests about ordering and batching rather than memory."""
+    from upscale import pipeline
+    from upscale.memory import Budget
+
+    monkeypatch.setattr(pipeline, "budget", lambda max_memory=None: Budget(1 << 40, "test"))

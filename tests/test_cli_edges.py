@@ -151,7 +151,8 @@ def test_each_file_reports_its_own_seconds(tmp_path: Path, tiny_model: Path) -> 
 
 @pytest.mark.parametrize("size", [None, (300, 280)])  # small pictures (written together) and large ones
 def test_files_written_while_ctrl_c_stops_the_run_are_in_the_results(tmp_path: Path, tiny_model: Path, size,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     plenty_of_memory: None) -> None:
     """Ctrl-C lands while the main thread waits for b.png's write; that write finishes: b.png must be reported."""
     folder = tmp_path / "in"
     folder.mkdir()

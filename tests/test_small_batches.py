@@ -48,7 +48,7 @@ def batches(monkeypatch) -> list[int]:
 
 @pytest.mark.parametrize("name", ["tiny", "fast-x2"])
 def test_batched_small_pictures_give_the_bytes_each_gets_alone(tmp_path: Path, tiny_model: Path, batches,
-                                                               name: str) -> None:
+                                                               name: str, plenty_of_memory) -> None:
     model = load_model(tiny_model if name == "tiny" else name, "cpu")
     jobs = small_jobs(tmp_path / "in", 20)
     results = []
@@ -117,7 +117,7 @@ def test_large_pictures_are_not_held_back_for_batching(tmp_path: Path, tiny_mode
 
 
 def test_small_outputs_are_synced_once_per_group_before_any_final_name(tmp_path: Path, tiny_model: Path,
-                                                                       monkeypatch) -> None:
+                                                                       monkeypatch, plenty_of_memory) -> None:
     """Durability moved from one fsync per file to one filesystem sync per group, before the renames: at the sync
     no output of the group is under its final name, and none is reported before its group's sync."""
     from upscale import files
@@ -144,7 +144,7 @@ def test_small_outputs_are_synced_once_per_group_before_any_final_name(tmp_path:
 
 
 def test_a_kill_before_a_group_is_published_leaves_no_final_name(tmp_path: Path, tiny_model: Path,
-                                                                 monkeypatch) -> None:
+                                                                 monkeypatch, plenty_of_memory) -> None:
     from upscale import files
 
     jobs = small_jobs(tmp_path / "in", 5)
