@@ -158,6 +158,9 @@ def test_files_written_while_ctrl_c_stops_the_run_are_in_the_results(tmp_path: P
     folder.mkdir()
     for i, name in enumerate(["a.png", "b.png", "c.png"]):
         Image.fromarray(photo(*(size or (20, 24)), seed=i)).save(folder / name)
+    # Ctrl-C as in an interactive shell: a process started in the background (nohup, `cmd &`, some CI runners)
+    # inherits SIGINT ignored, and would never see it
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     waiting, released = threading.Event(), threading.Event()
 
     def slowed(real):
@@ -181,9 +184,12 @@ def test_files_written_while_ctrl_c_stops_the_run_are_in_the_results(tmp_path: P
     header = (size[1], size[0]) if size else (24, 20)
     jobs = [Job(folder / n, tmp_path / "out" / n, "PNG", header) for n in ("a.png", "b.png", "c.png")]
     results = []
-    with pytest.raises(KeyboardInterrupt):
-        pipeline.run_pipelined(load_model(tiny_model, "cpu"), jobs, UpscaleOptions(), OutputOptions(),
-                               lambda job, result: results.append(result))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pipeline.run_pipelined(load_model(tiny_model, "cpu"), jobs, UpscaleOptions(), OutputOptions(),
+                                   lambda job, result: results.append(result))
+    finally:
+        signal.signal(signal.SIGINT, previous)
     on_disk = {p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")}
     assert "b.png" in on_disk
     assert {Path(r.input).name for r in results if r.status == "ok"} == on_disk
