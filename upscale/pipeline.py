@@ -160,15 +160,19 @@ def run_pipelined(
     full = threading.Event()  # set by the write that found no space, before any other write starts
     full_at: list[str] = []
 
+    def note_if_full(job: Job, exc: OSError) -> None:
+        """A write found no space: no other write starts after it (`write_unless_full`, `write_together`)."""
+        if exc.errno == errno.ENOSPC:
+            full_at.append(str(job.output))
+            full.set()
+
     def write_unless_full(job: Job, picture: Picture, output: OutputOptions) -> tuple[int, list[str], float]:
         if full.is_set():
             raise _DiskWasFull
         try:
             return write_timed(job, picture, output)
         except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                full_at.append(str(job.output))
-                full.set()
+            note_if_full(job, exc)
             raise
 
     def not_attempted(job: Job) -> FileResult:
@@ -251,9 +255,7 @@ def run_pipelined(
                 written, notes = write_job(job, picture, output, publication)
                 outcomes.append((written, notes, time.perf_counter() - start))
             except OSError as exc:
-                if exc.errno == errno.ENOSPC:
-                    full_at.append(str(job.output))
-                    full.set()
+                note_if_full(job, exc)
                 outcomes.append(exc)
         start = time.perf_counter()
         try:
