@@ -188,7 +188,8 @@ def engine_shapes(model: ThirdParty, overlap: int) -> list[tuple[int, int]]:
     big = 2 * auto_tile(model.scale)
     shapes = set()
     for h, w in [(16, 16), (32, 32), (64, 64), (37, 53), (501, 397), (big, big), (200, 24), (24, 200)]:
-        for tile in plan_tiles(h, w, None, overlap, model.scale):  # dynamic graphs only: fixed ones take one
+        # dynamic graphs only: fixed ones take one shape
+        for tile in plan_tiles(h, w, None, overlap, model.scale, grid=model.multiple_of):
             wh, ww = tile.window_shape
             shapes.add((_padded(wh, model.multiple_of, model.min_size), _padded(ww, model.multiple_of,
                                                                               model.min_size)))

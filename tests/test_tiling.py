@@ -28,6 +28,44 @@ def test_spans_cover_axis_once_with_margin(size: int, tile: int, overlap: int) -
     assert len({s.hi - s.lo for s in spans}) == 1  # one window shape per axis, so tiles batch
 
 
+@pytest.mark.parametrize("size", [1, 7, 8, 33, 100, 131])
+@pytest.mark.parametrize("tile", [1, 8, 20, 64])
+@pytest.mark.parametrize("overlap", [0, 5, 8])
+def test_grid_spans_start_on_the_grid(size: int, tile: int, overlap: int) -> None:
+    spans = axis_spans(size, tile, overlap, grid=8)
+    owned = np.zeros(size, int)
+    for s in spans:
+        assert s.lo % 8 == 0 and s.core_lo % 8 == 0  # every window cuts the model's blocks where the image does
+        assert 0 <= s.lo <= s.core_lo < s.core_hi <= s.hi <= size
+        assert s.core_lo - s.lo >= min(overlap, s.core_lo)
+        assert s.hi - s.core_hi >= min(overlap, size - s.core_hi)
+        owned[s.core_lo : s.core_hi] += 1
+    assert (owned == 1).all()
+    inner = {s.hi - s.lo for s in spans if s.hi < size}  # one shape, and at the far edge at most one other
+    assert len(inner) <= 1 and len({s.hi - s.lo for s in spans if s.hi == size}) == 1
+    assert all(s.hi - s.lo < min(inner) + 8 for s in spans) if inner else True
+
+
+def _block_means(batch: np.ndarray) -> np.ndarray:
+    """A stand-in for patch attention: each 8x8 block of the reflect-padded input becomes its mean, then 2x."""
+    n, c, h, w = batch.shape
+    ph, pw = -h % 8, -w % 8
+    x = np.pad(batch, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="reflect")
+    blocks = x.reshape(n, c, x.shape[2] // 8, 8, x.shape[3] // 8, 8).mean(axis=(3, 5), keepdims=True)
+    x = np.broadcast_to(blocks, (n, c, x.shape[2] // 8, 8, x.shape[3] // 8, 8)).reshape(x.shape)[:, :, :h, :w]
+    return x.repeat(2, axis=2).repeat(2, axis=3)
+
+
+@pytest.mark.parametrize("shape", [(50, 70), (64, 40), (9, 100)])
+def test_tiles_on_the_models_grid_reproduce_block_models(shape: tuple[int, int]) -> None:
+    pixels = photo(*shape)
+    whole = upscale_array(_block_means, pixels, 2, 8, tile=0)
+    tiled = upscale_array(_block_means, pixels, 2, 8, tile=20, grid=8)
+    np.testing.assert_array_equal(tiled, whole)
+    off_grid = upscale_array(_block_means, pixels, 2, 8, tile=20)  # windows started anywhere cut other blocks
+    assert np.abs(off_grid.astype(int) - whole).max() > 1
+
+
 def test_whole_image_is_one_tile() -> None:
     tiles = plan_tiles(30, 50, 0, 4)
     assert len(tiles) == 1 and tiles[0].window_shape == (30, 50)

@@ -101,7 +101,7 @@ def upscale_pictures(model: UpscaleModel, pictures: list[Picture], options: Upsc
         dtypes = [p.pixels.dtype if exact and i == passes - 1 else np.uint16 for p in pictures]
         colours = upscale_arrays(model, colours, model.scale, model.info.tile_overlap, _tile_for(model, options),
                                  options.batch_size, dtypes, on_pixels if i == 0 else None,
-                                 model.info.fixed_window)
+                                 model.info.fixed_window, model.info.multiple_of)
     return [_finish(picture, colour, factor, exact) for picture, colour in zip(pictures, colours, strict=True)]
 
 

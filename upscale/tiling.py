@@ -49,32 +49,44 @@ class Tile:
         return self.rows.hi - self.rows.lo, self.cols.hi - self.cols.lo
 
 
-def axis_spans(size: int, tile: int, overlap: int) -> list[Span]:
-    """Cut one axis of ``size`` pixels into cores of ``tile`` pixels with windows of ``tile + 2*overlap``."""
-    if size < 1 or tile < 1 or overlap < 0:
-        raise ValueError(f"bad tiling: size={size} tile={tile} overlap={overlap}")
+def axis_spans(size: int, tile: int, overlap: int, grid: int = 1) -> list[Span]:
+    """Cut one axis of ``size`` pixels into cores of ``tile`` pixels with windows of ``tile + 2*overlap``.
+
+    With a ``grid`` above 1 (a model that pads itself to a size multiple and computes over blocks of it: patch
+    attention, windows, strided stages), cores, overlaps and window starts are multiples of the grid, so every
+    window sees the blocks the whole image would: a window started between two grid lines would cut the model's
+    blocks elsewhere and change its output however wide the overlap. Windows that reach the far edge end there
+    (a few pixels longer than the others at most) instead of being shifted off the grid."""
+    if size < 1 or tile < 1 or overlap < 0 or grid < 1:
+        raise ValueError(f"bad tiling: size={size} tile={tile} overlap={overlap} grid={grid}")
+    tile, overlap = _up_to(tile, grid), _up_to(overlap, grid)
     window = min(size, tile + 2 * overlap)
     spans = []
     for core_lo in range(0, size, tile):
         core_hi = min(size, core_lo + tile)
-        lo = min(max(core_lo - overlap, 0), size - window)
-        spans.append(Span(lo, lo + window, core_lo, core_hi))
+        lo = min(max(core_lo - overlap, 0), (size - window) // grid * grid)
+        hi = min(size, max(lo + window, core_hi + overlap))
+        spans.append(Span(lo, hi, core_lo, core_hi))
     return spans
 
 
+def _up_to(n: int, grid: int) -> int:
+    return -(-n // grid) * grid
+
+
 def plan_tiles(height: int, width: int, tile: int | None, overlap: int, scale: int = 2,
-               fixed_window: int = 0) -> list[Tile]:
+               fixed_window: int = 0, grid: int = 1) -> list[Tile]:
     """All tiles of an image; ``tile`` of 0 means one tile for the whole image, None the automatic size
     (`auto_tile` of the model's ``scale``), a number tiles of at most that side. For a model whose graph takes
     one ``fixed_window`` side, cores are that window less the overlaps, and windows the whole window (shifted
     inward at the far border) wherever the image is large enough: padding inside an image would change what the
-    model sees."""
+    model sees. ``grid``: the model's size multiple, which windows start on (`axis_spans`)."""
     if fixed_window:
         core = max(1, fixed_window - 2 * overlap)
         core = min(core, tile) if tile else core
         return [Tile(r, c) for r in axis_spans(height, core, overlap) for c in axis_spans(width, core, overlap)]
-    rows = axis_spans(height, _tile_for(height, tile, scale), overlap)
-    cols = axis_spans(width, _tile_for(width, tile, scale), overlap)
+    rows = axis_spans(height, _tile_for(height, tile, scale), overlap, grid)
+    cols = axis_spans(width, _tile_for(width, tile, scale), overlap, grid)
     return [Tile(r, c) for r in rows for c in cols]
 
 
@@ -223,6 +235,7 @@ def upscale_array(
     out_dtype: np.dtype | None = None,
     on_tile: Callable[[int], None] | None = None,
     fixed_window: int = 0,
+    grid: int = 1,
 ) -> np.ndarray:
     """Upscale an HxWx3 image (uint8, uint16 or float in [0,1]) by ``scale`` through ``model``.
 
@@ -232,7 +245,8 @@ def upscale_array(
     peak memory is the input and output images plus a few tiles, never a float copy of either image.
     ``on_tile`` is called with the number of input pixels each finished tile owned (for progress).
     """
-    return upscale_arrays(model, [pixels], scale, overlap, tile, batch_size, [out_dtype], on_tile, fixed_window)[0]
+    return upscale_arrays(model, [pixels], scale, overlap, tile, batch_size, [out_dtype], on_tile, fixed_window,
+                          grid)[0]
 
 
 def upscale_arrays(
@@ -245,6 +259,7 @@ def upscale_arrays(
     out_dtypes: list[np.dtype | None] | None = None,
     on_tile: Callable[[int], None] | None = None,
     fixed_window: int = 0,
+    grid: int = 1,
 ) -> list[np.ndarray]:
     """`upscale_array` for several images at once: windows of equal shape, from any of them, run in the same
     batches. Many small images (thumbnails, sprites, frames: one window each) then cost a few model calls instead
@@ -257,7 +272,7 @@ def upscale_arrays(
             for p, d in zip(images, dtypes, strict=True)]
     lanes = getattr(model, "parallelism", 1)
     placed = [_Placed(i, t) for i, p in enumerate(images)
-              for t in plan_tiles(p.shape[0], p.shape[1], tile, overlap, scale, fixed_window)]
+              for t in plan_tiles(p.shape[0], p.shape[1], tile, overlap, scale, fixed_window, grid)]
     for group in tile_batches(placed, batch_size, max_batch_pixels(scale), lanes):
         tiles = [g.tile for g in group]
         batch = windows_to_batch([images[g.image] for g in group], tiles)
