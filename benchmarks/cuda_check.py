@@ -37,9 +37,9 @@ from PIL import Image
 
 from upscale import load_model
 from upscale.device import cuda_unusable_reason
-from upscale.engine import UpscaleOptions, upscale_picture
 from upscale.files import write_atomic
 from upscale.images import Picture, encode, read_image
+from upscale.picture import UpscaleOptions, upscale_picture
 from upscale.pipeline import IOWorkers
 from upscale.registry import bundled_models
 

@@ -24,10 +24,10 @@ from pathlib import Path
 from PIL import Image
 
 from upscale import load_model
-from upscale.batch import OutputOptions
-from upscale.engine import UpscaleOptions, upscale_picture
 from upscale.files import write_atomic
 from upscale.images import encode, read_image
+from upscale.job import OutputOptions
+from upscale.picture import UpscaleOptions, upscale_picture
 from upscale.pipeline import IOWorkers, run_pipelined
 from upscale.planning import plan_directory
 

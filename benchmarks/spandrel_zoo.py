@@ -82,9 +82,9 @@ def one(arch_id: str) -> dict:
     from upscale.export.onnx_export import export_checkpoint, photo_like
 
     from upscale import load_model
-    from upscale.engine import UpscaleOptions, upscale_picture
     from upscale.errors import UpscaleError
     from upscale.images import Picture
+    from upscale.picture import UpscaleOptions, upscale_picture
 
     row: dict[str, object] = {"architecture": arch_id}
     try:
@@ -129,8 +129,8 @@ def against_pytorch(arch_id: str) -> dict:
     from upscale.export.third_party import load_third_party
 
     from upscale import load_model
-    from upscale.engine import UpscaleOptions, upscale_picture
     from upscale.images import Picture
+    from upscale.picture import UpscaleOptions, upscale_picture
 
     model, name = build(arch_id)
     row: dict[str, object] = {"architecture": arch_id, "configuration": name}

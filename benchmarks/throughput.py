@@ -40,9 +40,9 @@ from onnx import shape_inference
 from PIL import Image
 
 from upscale import load_model
-from upscale.engine import UpscaleOptions, upscale_picture
 from upscale.files import write_atomic
 from upscale.images import DEFAULT_PNG_COMPRESSION, encode, read_image
+from upscale.picture import UpscaleOptions, upscale_picture
 from upscale.tiling import AUTO_TILE, max_batch_pixels, plan_tiles, tile_batches, windows_to_batch
 
 HERE = Path(__file__).resolve().parent

@@ -37,11 +37,11 @@ from torch import nn
 from upscale.train.checkpoint import read_weights
 
 from upscale.contract import ModelInfo
-from upscale.engine import UpscaleOptions, upscale_picture
 from upscale.errors import TrainingError
 from upscale.files import sha256_of
 from upscale.images import Picture
 from upscale.model import load_model
+from upscale.picture import UpscaleOptions, upscale_picture
 
 from .metadata import attach_metadata
 

@@ -136,8 +136,6 @@ def test_dir_with_auto_reports_each_choice(tmp_path: Path) -> None:
     assert files["clean.png"]["model"] == "repsr-x2" and files["clean.png"]["model_reason"].startswith("clean")
     assert files["q50.jpg"]["model"] == "photo-x2" and files["q50.jpg"]["model_reason"].startswith("JPEG quality ~50")
     assert json.loads(report.read_text())["context"]["model"] == "auto"
-    ray = CliRunner().invoke(app, ["dir", str(folder), str(tmp_path / "o2"), "-m", "auto", "--engine", "ray"])
-    assert ray.exit_code == 2 and "--engine local only" in ray.output
-    from upscale.runner import run_directory  # without -m, Ray runs the default model (its actors hold one)
+    from upscale.runner import run_directory
 
     assert run_directory(folder, tmp_path / "o3", engine="local").context["model"] == "auto"

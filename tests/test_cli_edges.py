@@ -21,10 +21,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from upscale import pipeline
-from upscale.batch import Job, OutputOptions
 from upscale.cli.app import app
-from upscale.engine import UpscaleOptions
+from upscale.job import Job, OutputOptions
 from upscale.model import load_model
+from upscale.picture import UpscaleOptions
 
 from .conftest import photo
 
@@ -99,7 +99,7 @@ def test_write_errors_name_the_output(tmp_path: Path, tiny_model: Path, monkeypa
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("upscale.batch.write_picture", refuse)
+    monkeypatch.setattr("upscale.job.write_picture", refuse)
     result = run("dir", images(tmp_path / "in", ["a.png"]), tmp_path / "out", "-m", tiny_model)
     assert result.exit_code == 1
     line = one_error_line(result.output)

@@ -23,9 +23,9 @@ from upscale.export.third_party import FIXED_WINDOW, Parity, ThirdParty, convert
 from upscale import load_model  # noqa: E402
 from upscale.cli.app import app  # noqa: E402
 from upscale.contract import ModelInfo  # noqa: E402
-from upscale.engine import UpscaleOptions, upscale_picture  # noqa: E402
 from upscale.errors import TrainingError  # noqa: E402
 from upscale.images import Picture  # noqa: E402
+from upscale.picture import UpscaleOptions, upscale_picture  # noqa: E402
 from upscale.tiling import auto_tile  # noqa: E402
 
 from .conftest import photo  # noqa: E402

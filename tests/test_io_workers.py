@@ -9,9 +9,9 @@ import onnxruntime as ort
 from PIL import Image
 
 from upscale import load_model
-from upscale.batch import OutputOptions
 from upscale.device import preload_cuda_libraries
-from upscale.engine import UpscaleOptions
+from upscale.job import OutputOptions
+from upscale.picture import UpscaleOptions
 from upscale.pipeline import IOWorkers, run_pipelined
 from upscale.planning import plan_directory
 

@@ -16,9 +16,9 @@ from PIL import Image
 
 from upscale import load_model, memory
 from upscale import pipeline as pipeline_module
-from upscale.batch import Job, OutputOptions
-from upscale.engine import UpscaleOptions
+from upscale.job import Job, OutputOptions
 from upscale.memory import Budget, budget, image_need, parse_size, refusal
+from upscale.picture import UpscaleOptions
 from upscale.pipeline import run_pipelined
 from upscale.planning import plan_directory
 from upscale.png import SIGNATURE, _chunk, write_png
@@ -140,7 +140,7 @@ def test_a_full_disk_stops_the_run_and_names_what_was_not_attempted(tmp_path: Pa
 
     from typer.testing import CliRunner
 
-    from upscale import batch
+    from upscale import job as batch
     from upscale.cli.app import app
 
     folder = tmp_path / "in"

@@ -6,8 +6,8 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from upscale.batch import OutputOptions
 from upscale.errors import UpscaleError
+from upscale.job import OutputOptions
 from upscale.planning import Entry, Listing, output_name, plan_entries
 
 P = PurePosixPath

@@ -13,12 +13,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from upscale.batch import OutputOptions
 from upscale.cli.app import app
-from upscale.engine import UpscaleOptions, upscale_picture
 from upscale.evidence import jpeg_quality
 from upscale.images import Picture
+from upscale.job import OutputOptions
 from upscale.model import UpscaleModel, load_model
+from upscale.picture import UpscaleOptions, upscale_picture
 from upscale.planning import plan_directory
 from upscale.tiling import MAX_BATCH_PIXELS, auto_tile, max_batch_pixels
 

@@ -1,29 +1,33 @@
-"""`upscale dir --engine ray`: same results as the local engine, and a killed worker loses nothing."""
+"""`upscale dir --engine ray`: the same bytes, report and exit code as the local engine, and a killed worker
+loses nothing."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from upscale.batch import OutputOptions
 from upscale.cli.app import app
-from upscale.engine import UpscaleOptions
+from upscale.job import OutputOptions
+from upscale.picture import UpscaleOptions
 from upscale.planning import plan_directory
 
 from .conftest import photo
 
 ray = pytest.importorskip("ray")
 
-from upscale.ray_engine import run_on_ray  # noqa: E402
+from upscale.engines import ModelSpec, RayOptions  # noqa: E402
+from upscale.engines.ray_cluster import RayEngine  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +65,64 @@ def test_ray_engine_matches_local_engine(local_ray, tmp_path: Path, tiny_model: 
     assert "6 skipped" in again.output  # skip-existing works the same
 
 
+def mixed_folder(folder: Path) -> Path:
+    """Two JPEGs (one that auto sends to the photo model), a PNG with alpha, a grey JPEG, a PNG, a 16-bit PNG,
+    a broken file, and x.jpg beside x.png (their outputs clash under --format png)."""
+    from upscale.deep_color import encode_png16
+
+    folder.mkdir()
+    Image.fromarray(photo(48, 64, seed=1)).save(folder / "q50.jpg", quality=50)
+    Image.fromarray(photo(48, 64, seed=2)).save(folder / "q95.jpg", quality=95)
+    Image.fromarray(np.dstack([photo(40, 56, seed=3), np.full((40, 56), 200, np.uint8)])).save(folder / "alpha.png")
+    Image.fromarray(photo(40, 56, seed=4)[..., 0]).save(folder / "grey.jpg", quality=70)
+    Image.fromarray(photo(40, 56, seed=5)).save(folder / "x.png")
+    Image.fromarray(photo(40, 56, seed=6)).save(folder / "x.jpg", quality=90)
+    (folder / "deep.png").write_bytes(encode_png16(photo(32, 40, seed=7).astype(np.uint16) * 257))
+    (folder / "broken.png").write_bytes(b"not a png")
+    return folder
+
+
+def _without_seconds(report: Path) -> dict:
+    doc = json.loads(report.read_text())
+    for row in doc["files"]:
+        row.update({k: 0 for k in row if k.endswith("seconds")}, input=Path(row["input"]).name,
+                   output=row["output"] and Path(row["output"]).name)
+    return {"summary": doc["summary"], "files": doc["files"], "model": doc["context"]["model"],
+            "scale": doc["context"]["scale"]}
+
+
+@pytest.mark.parametrize("model", [[], ["-m", "repsr-x2", "--format", "png"]], ids=["auto", "fixed"])
+def test_the_same_bytes_report_and_exit_code_on_both_engines(local_ray, tmp_path: Path, model: list[str]) -> None:
+    src = mixed_folder(tmp_path / "in")
+    runs = {}
+    for engine in ("local", "ray"):
+        report = tmp_path / f"{engine}.json"
+        result = CliRunner().invoke(app, ["dir", str(src), str(tmp_path / engine), *model, "--device", "cpu",
+                                          "--engine", engine, "--report", str(report)])
+        runs[engine] = (result.exit_code, _without_seconds(report))
+    assert runs["local"] == runs["ray"]
+    code, doc = runs["local"]
+    assert code == 1 and doc["summary"]["failed"] == (2 if model else 1)  # broken.png (and the clash)
+    if not model:  # auto chose per file on both engines, and not one model for all
+        assert {f["model"] for f in doc["files"] if f["status"] == "ok"} == {"repsr-x2", "photo-x2"}
+    names = sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "ray").iterdir()) and len(names) == (6 if model else 7)
+    for name in names:
+        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "ray" / name).read_bytes(), name
+
+
+def test_a_healthy_ray_run_prints_no_error_lines(tmp_path: Path, tiny_model: Path) -> None:
+    """Its own process (Ray's C++ core writes to the process's stderr, which a CliRunner does not capture)."""
+    src = make_folder(tmp_path / "in", 2)
+    (src / "broken.png").unlink()
+    done = subprocess.run([sys.executable, "-m", "upscale", "dir", str(src), str(tmp_path / "out"), "-m",
+                           str(tiny_model), "--engine", "ray", "--device", "cpu"], capture_output=True, text=True,
+                          timeout=300, env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"})
+    assert done.returncode == 0, done.stderr
+    lines = (done.stdout + done.stderr).splitlines()
+    assert not [line for line in lines if " E " in line or "ERROR" in line or "WARNING" in line], lines
+
+
 def _worker_pids() -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
@@ -69,7 +131,7 @@ def _worker_pids() -> list[int]:
                 cmd = (entry / "cmdline").read_bytes().decode(errors="ignore")
             except OSError:
                 continue
-            if "RayUpscaler" in cmd:
+            if "ray::upscale_files" in cmd:
                 pids.append(int(entry.name))
     return pids
 
@@ -85,8 +147,9 @@ def test_killed_worker_loses_nothing(local_ray, tmp_path: Path, tiny_model: Path
 
     def drive() -> None:
         try:
-            run_on_ray(str(tiny_model), "cpu", 1, jobs, UpscaleOptions(tile=8), options,
-                       lambda job, result: results.append(result), workers=2)
+            engine = RayEngine(ModelSpec(str(tiny_model), "cpu", 1, None), UpscaleOptions(tile=8), options,
+                               RayOptions(workers=2))
+            engine.run(jobs, lambda job, result: results.append(result))
         except BaseException as exc:  # surfaced in the main thread below
             error.append(exc)
 
@@ -107,6 +170,7 @@ def test_killed_worker_loses_nothing(local_ray, tmp_path: Path, tiny_model: Path
     ok = sorted(Path(r.input).name for r in results if r.status == "ok")
     assert ok == sorted(p.name for p in src.glob("[0-9]*.png"))  # every file exactly once
     assert sorted(p.name for p in out.iterdir()) == ok  # no duplicates, no temporary files
+    assert any("run 2 times: the worker running it was lost" in r.warnings for r in results)  # the report says
     for path in out.iterdir():
         with Image.open(path) as im:
             im.load()  # complete, not truncated

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from upscale import load_model
-from upscale.batch import OutputOptions
-from upscale.engine import UpscaleOptions
 from upscale.errors import UpscaleError
+from upscale.job import OutputOptions
+from upscale.picture import UpscaleOptions
 
 from .conftest import photo
 

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from upscale import run_directory
-from upscale.batch import failure_message
 from upscale.errors import ImageError, UpscaleError
+from upscale.job import failure_message
 
 from .conftest import photo
 

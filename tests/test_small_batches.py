@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from upscale import batch as batch_module
+from upscale import job as batch_module
 from upscale import load_model
 from upscale import pipeline as pipeline_module
 from upscale.auto import AutoModel
-from upscale.batch import Job, OutputOptions, run_job
-from upscale.engine import UpscaleOptions
+from upscale.job import Job, OutputOptions, run_job
 from upscale.model import UpscaleModel
+from upscale.picture import UpscaleOptions
 from upscale.pipeline import run_pipelined
 
 from .conftest import photo
@@ -163,8 +163,8 @@ def test_a_kill_before_a_group_is_published_leaves_no_final_name(tmp_path: Path,
 
 
 def test_pictures_of_different_depths_share_a_batch_correctly(tiny_model: Path, batches) -> None:
-    from upscale.engine import upscale_picture, upscale_pictures
     from upscale.images import Picture
+    from upscale.picture import upscale_picture, upscale_pictures
 
     model = load_model(tiny_model, "cpu")
     eight = photo(24, 32, seed=1)

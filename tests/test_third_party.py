@@ -102,8 +102,8 @@ def test_architectures_export_run_and_tile_as_measured(tmp_path: Path, name: str
     assert model.info.scale == scale and model.info.tiling.startswith("exact") == exact, model.info.tiling
     image = photo(40, 44, seed=1)
     want = pytorch_upscale(weights, image).astype(int)
-    from upscale.engine import UpscaleOptions, upscale_picture
     from upscale.images import Picture
+    from upscale.picture import UpscaleOptions, upscale_picture
 
     for tile in (None, 0, 16) if exact else (None, 0):  # approximate models: automatic tiling is the whole image
         got = upscale_picture(model, Picture(image), UpscaleOptions(tile=tile)).pixels.astype(int)
@@ -119,8 +119,8 @@ def test_windowed_attention_is_marked_approximate_and_runs_whole(tmp_path: Path)
     info = runner.invoke(app, ["info", str(out)])
     assert "approximate" in info.output and "swinir-x2.pth" in info.output
     image = photo(24, 28)
-    from upscale.engine import UpscaleOptions, upscale_picture
     from upscale.images import Picture
+    from upscale.picture import UpscaleOptions, upscale_picture
 
     automatic = upscale_picture(model, Picture(image), UpscaleOptions()).pixels.astype(int)
     assert np.abs(automatic - pytorch_upscale(weights, image).astype(int)).max() <= 2  # whole image by default

@@ -10,12 +10,12 @@ The library under the `upscale` command::
 `run_pipelined` are its parts).
 """
 
-from .batch import FileResult, Job, OutputOptions, run_job, write_report
 from .contract import ModelInfo
-from .engine import UpscaleOptions, upscale_picture, upscale_pil
 from .errors import DeviceError, ImageError, ModelError, UpscaleError
 from .images import Picture, read_image
+from .job import FileResult, Job, OutputOptions, run_job, write_report
 from .model import UpscaleModel, load_model
+from .picture import UpscaleOptions, upscale_picture, upscale_pil
 from .pipeline import run_pipelined
 from .planning import plan_directory
 from .runner import FolderRun, run_directory

@@ -19,10 +19,10 @@ from PIL import Image
 from .auto import AutoModel, model_for
 from .bicubic import imresize
 from .degrade import apply_spec, image_seed, parse_spec
-from .engine import UpscaleOptions, upscale_picture
 from .images import Picture, image_extensions
 from .metrics import y_psnr_ssim
 from .model import UpscaleModel
+from .picture import UpscaleOptions, upscale_picture
 
 Upscaler = Callable[[np.ndarray], np.ndarray]
 

@@ -3,7 +3,7 @@
 Decoding (Pillow) and encoding (zlib, libjpeg, libwebp) release the GIL, so they overlap with
 onnxruntime's inference on the main thread. Each stage holds at most a few images, so memory stays
 bounded however long the folder. Results come back in input order with the same semantics as
-`batch.run_job`, whose steps (`decode_job`, `upscale_job`, `write_job`, `failure_message`) these are: every
+`job.run_job`, whose steps (`decode_job`, `upscale_job`, `write_job`, `failure_message`) these are: every
 expected failure is a failed result, never an exception.
 
 On KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one by the CLI) no new work starts, the writes
@@ -23,26 +23,25 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .auto import AutoModel
-from .batch import (
+from .files import Publication
+from .images import Picture
+from .job import (
     EXPECTED,
-    NOT_ATTEMPTED,
     FileResult,
     Job,
     OutputOptions,
+    Status,
     check_fits,
     decode_job,
     failure_message,
     new_result,
-    set_seconds,
     upscale_jobs,
     write_job,
     write_timed,
 )
-from .engine import UpscaleOptions
-from .files import Publication
-from .images import Picture
 from .memory import Budget, budget, return_large_blocks_to_the_system
 from .model import UpscaleModel
+from .picture import UpscaleOptions
 
 
 class _DiskWasFull(Exception):
@@ -176,8 +175,9 @@ def run_pipelined(
             raise
 
     def not_attempted(job: Job) -> FileResult:
-        return FileResult(str(job.input), str(job.output), NOT_ATTEMPTED, f"not attempted: the output disk is full "
-                          f"({(full_at or disk_full)[0]} could not be written)", input_size=job.size)
+        return FileResult(str(job.input), str(job.output), Status.NOT_ATTEMPTED,
+                          f"not attempted: the output disk is full ({(full_at or disk_full)[0]} could not be written)",
+                          input_size=job.size)
 
     def finish(job: Job, result: FileResult, future: Future | None, seconds: tuple[float, float]) -> None:
         """Complete ``result`` from its write (waiting for it) and hand it on; once the disk is full, a write
@@ -189,18 +189,17 @@ def run_pipelined(
         write_seconds = 0.0
         if future is not None:
             try:
-                result.output_bytes, notes, write_seconds = future.result()
-                result.warnings += notes
+                written, notes, write_seconds = future.result()
+                result.wrote(written, notes)
             except _DiskWasFull:
                 needs.pop(id(job), None)
                 on_result(job, not_attempted(job))
                 return
             except EXPECTED as exc:
-                result.status, result.error = "failed", failure_message(exc, "write", job.output)
-                result.output_size = None
+                result.fail(failure_message(exc, "write", job.output))
                 if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
                     disk_full.append(str(job.output))
-        set_seconds(result, *seconds, write_seconds)
+        result.timed(*seconds, write_seconds)
         needs.pop(id(job), None)
         on_result(job, result)
 
@@ -232,10 +231,10 @@ def run_pipelined(
         group_write = writer.submit(write_together, together) if len(together) > 1 else None
         for job, result, picture, error, decode_seconds in decoded:
             if picture is None:
-                result.status, result.error = "failed", error
+                result.fail(error)
                 writing.append((job, result, None, (decode_seconds, 0.0)))
             elif id(result) not in done:
-                result.status, result.error = "failed", failure
+                result.fail(failure)
                 writing.append((job, result, None, (decode_seconds, share)))
             else:
                 write = _Part(group_write, [j for j, _ in together].index(job)) if group_write else \

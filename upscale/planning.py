@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
 
-from .batch import FileResult, Job, OutputOptions
 from .errors import ImageError, UsageError
 from .files import TEMP_SUFFIX
 from .images import (
@@ -31,6 +30,7 @@ from .images import (
     probe_header,
     upright_size,
 )
+from .job import FileResult, Job, OutputOptions, Status
 
 
 @dataclass(frozen=True)
@@ -70,19 +70,19 @@ def plan_entries(listing: Listing, options: OutputOptions) -> tuple[list[Job], l
     if listing.same_folder and not options.suffix:
         raise UsageError(f"{listing.output_label}: output folder is the input folder; "
                            "give --suffix so no input is replaced")
-    known = [FileResult(str(listing.input_at(p)), None, "ignored", "not an image file extension")
+    known = [FileResult(str(listing.input_at(p)), None, Status.IGNORED, "not an image file extension")
              for p in listing.others]
     planned: list[tuple[Entry, PurePosixPath, str]] = []
     claimed: dict[PurePosixPath, PurePosixPath] = {}  # output -> the input that writes it
     for entry in listing.entries:
         source = str(listing.input_at(entry.path))
         if entry.error is not None:
-            known.append(FileResult(source, None, "failed", entry.error))
+            known.append(FileResult(source, None, Status.FAILED, entry.error))
             continue
         fmt = output_format(options.format, entry.source_format or format_of_extension(entry.path.suffix))
         target = output_name(entry.path, fmt, options.suffix)
         if target in claimed:
-            known.append(FileResult(source, str(listing.output_at(target)), "failed",
+            known.append(FileResult(source, str(listing.output_at(target)), Status.FAILED,
                                     f"output name clashes with {listing.input_at(claimed[target])}"))
             continue
         claimed[target] = entry.path
@@ -94,7 +94,7 @@ def plan_entries(listing: Listing, options: OutputOptions) -> tuple[list[Job], l
     for entry, target, fmt in planned:
         job = Job(listing.input_at(entry.path), listing.output_at(target), fmt, entry.size, entry.deep)
         if target in existing:
-            known.append(FileResult(str(job.input), str(job.output), "skipped", None, job.size))
+            known.append(FileResult(str(job.input), str(job.output), Status.SKIPPED, None, job.size))
         else:
             jobs.append(job)
     return jobs, known
@@ -105,7 +105,7 @@ def redo_incomplete(jobs: list[Job], known: list[FileResult], factor: float) -> 
     become jobs again, with a note saying why; the others stay skipped."""
     redo, kept = [], []
     for result in known:
-        if result.status != "skipped":
+        if result.status != Status.SKIPPED:
             kept.append(result)
             continue
         source, target = Path(result.input), Path(result.output or "")

@@ -2,7 +2,7 @@
 
 Any URI that pyarrow's filesystems understand works, with the credentials the user has configured for them;
 planning is `planning.plan_remote` (the same rules as a local folder). A worker downloads one object to a
-private temporary folder, runs the ordinary per-file step `batch.run_job` on it (decode, tile, infer, encode,
+private temporary folder, runs the ordinary per-file step `job.run_job` on it (decode, tile, infer, encode,
 atomic local write), then uploads the result. An upload is a single PUT, which object stores publish all at
 once or not at all; on ``file://`` it is a write to a temporary name and a rename. So a killed worker never
 leaves a truncated object under a final name.
@@ -15,10 +15,10 @@ import uuid
 from pathlib import Path, PurePosixPath
 
 from .auto import AutoModel
-from .batch import FileResult, Job, OutputOptions, run_job
-from .engine import UpscaleOptions
 from .files import TEMP_SUFFIX
+from .job import FileResult, Job, OutputOptions, Status, run_job
 from .model import UpscaleModel
+from .picture import UpscaleOptions
 
 
 def run_remote_job(model: UpscaleModel | AutoModel, in_fs, out_fs, job: Job, options: UpscaleOptions,
@@ -34,10 +34,10 @@ def run_remote_job(model: UpscaleModel | AutoModel, in_fs, out_fs, job: Job, opt
             with in_fs.open_input_stream(source) as src:
                 local_in.write_bytes(src.read())
         except OSError as exc:
-            return FileResult(source, target, "failed", f"cannot download: {str(exc).splitlines()[0]}")
+            return FileResult(source, target, Status.FAILED, f"cannot download: {str(exc).splitlines()[0]}")
         result = run_job(model, Job(local_in, local_out, job.output_format), options, output)
         result.input, result.output = source, target
-        if result.status != "ok":
+        if result.status != Status.OK:
             return result
         try:
             parent = str(PurePosixPath(target).parent)
@@ -51,5 +51,5 @@ def run_remote_job(model: UpscaleModel | AutoModel, in_fs, out_fs, job: Job, opt
                 with out_fs.open_output_stream(target) as dst:  # one PUT: all or nothing
                     dst.write(local_out.read_bytes())
         except OSError as exc:
-            result.status, result.error = "failed", f"cannot upload: {str(exc).splitlines()[0]}"
+            result.fail(f"cannot upload: {str(exc).splitlines()[0]}")
         return result

@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 
 from ..auto import AutoModel
+from ..engines import ModelSpec
 from ..errors import DeviceError, UpscaleError, UsageError
 from ..memory import parse_size
 from ..model import UpscaleModel
-from ..runner import load_for_run
 from .console import error, note
 
 ModelOption = Annotated[
@@ -108,7 +108,7 @@ def model_label(loaded: UpscaleModel | AutoModel) -> str:
 def open_model(model: str, device: str, threads: int | None, quiet: bool = False,
                factor: float | None = None) -> UpscaleModel | AutoModel:
     """Load the model (or, for ``auto``, the pair for ``factor``) and say, in one line on stderr, what runs where."""
-    loaded = load_for_run(model, device, threads, factor)
+    loaded = ModelSpec(model, device, threads, factor).load()
     if not quiet:
         note(describe_model(loaded))
     return loaded

@@ -11,10 +11,11 @@ from typing import Annotated
 
 import typer
 
-from ..batch import NOT_ATTEMPTED, OutputOptions
-from ..engine import UpscaleOptions
+from ..engines import RayOptions
 from ..images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION
-from ..runner import RayOptions, run_directory
+from ..job import OutputOptions, Status
+from ..picture import UpscaleOptions
+from ..runner import run_directory
 from .common import (
     BatchOption,
     DeviceOption,
@@ -89,5 +90,5 @@ def dir_command(
         note(f"{'interrupted: ' if run.interrupted else ''}{line} in {run.seconds:.1f} s")
     if run.interrupted:
         raise typer.Exit(130)
-    if run.counts["failed"] or run.counts.get(NOT_ATTEMPTED):
+    if run.counts["failed"] or run.counts.get(Status.NOT_ATTEMPTED):
         raise typer.Exit(1)

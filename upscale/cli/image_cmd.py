@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from ..batch import Job, OutputOptions, run_job
-from ..engine import UpscaleOptions
 from ..errors import UsageError
 from ..images import DEFAULT_PNG_COMPRESSION, EXTENSIONS, probe_header
+from ..job import Job, OutputOptions, run_job
+from ..picture import UpscaleOptions
 from .common import (
     BatchOption,
     DeviceOption,

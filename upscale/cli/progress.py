@@ -7,7 +7,7 @@ import time
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..auto import AutoModel
-from ..batch import NOT_ATTEMPTED, FileResult, Job
+from ..job import FileResult, Job, Status
 from ..model import UpscaleModel
 from .common import describe_model
 from .console import error, note, out, warning
@@ -28,7 +28,7 @@ class BatchProgress:
             note(describe_model(model))
 
     def planned(self, jobs: list[Job], known: list[FileResult]) -> None:
-        refused = [r for r in known if r.status == "failed"]  # found bad while planning: inputs all the same
+        refused = [r for r in known if r.status == Status.FAILED]  # found bad while planning: inputs all the same
         for r in refused:
             error(f"{r.input}: {r.error}")
         self.total_files = len(jobs) + len(refused)
@@ -65,12 +65,12 @@ class BatchProgress:
         self.files_done += 1
         if self.bar:
             self.bar.update(self.task, files=self._files())
-        if result.status in ("failed", NOT_ATTEMPTED):
+        if result.status in (Status.FAILED, Status.NOT_ATTEMPTED):
             error(f"{result.input}: {result.error}")
         elif not self.quiet and not self.bar:
             chosen = f", {result.model}: {result.model_reason}" if result.model else ""
             print(f"[{self.files_done}/{self.total_files}] {result.input} -> {result.output} "
                   f"({result.seconds:.2f} s{chosen})", flush=True)
-        if result.status == "ok" and not self.quiet:
+        if result.status == Status.OK and not self.quiet:
             for text in result.warnings:
                 warning(f"{result.input}: {text}")

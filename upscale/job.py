@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path, PurePath
 
 from .auto import AutoModel, model_for
-from .engine import UpscaleOptions, upscale_pictures
 from .errors import ImageError
 from .files import Publication, write_atomic
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION, Picture, read_image, write_picture
 from .memory import Budget, budget, image_need, refusal, return_large_blocks_to_the_system
 from .model import UpscaleModel
+from .picture import UpscaleOptions, upscale_pictures
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,24 @@ class OutputOptions:
     """Plan for at most this many bytes (besides what the machine, cgroup and address-space limits allow)."""
 
 
+class Status(StrEnum):
+    """What became of one input file; the values are the report's words."""
+
+    OK = "ok"
+    SKIPPED = "skipped"  # its output exists (no --overwrite)
+    FAILED = "failed"
+    IGNORED = "ignored"  # not an image file extension
+    NOT_ATTEMPTED = "not attempted"  # the run stopped before it (the output disk filled up)
+
+
 @dataclass
 class FileResult:
-    """What happened to one input file (one row of the JSON report)."""
+    """What happened to one input file (one row of the JSON report). Built by `new_result` (or the planner's
+    verdicts) and changed only through its methods, whichever engine ran the file."""
 
     input: str
     output: str | None
-    status: str  # ok | skipped | failed | ignored | not attempted
+    status: Status
     error: str | None = None
     input_size: tuple[int, int] | None = None
     output_size: tuple[int, int] | None = None
@@ -62,6 +74,37 @@ class FileResult:
     warnings: list[str] = field(default_factory=list)
     model: str | None = None  # with --model auto: the model chosen for this file
     model_reason: str | None = None  # and why (upscale.auto.decide)
+
+    def fail(self, error: str) -> None:
+        """The file failed with ``error`` (one line): no output came of it."""
+        self.status, self.error, self.output_size, self.output_bytes = Status.FAILED, error, None, None
+
+    def upscaled(self, size: tuple[int, int], warnings: list[str], chosen: str, why: str | None) -> None:
+        """The upscale step's outcome: the output's size, the decoder's warnings, and with ``--model auto`` the
+        model chosen and ``why`` (None: no choice was made)."""
+        self.output_size = size
+        if why is not None:
+            self.model, self.model_reason = chosen, why
+        self.warnings += warnings
+
+    def wrote(self, size: int, notes: list[str]) -> None:
+        """The write step's outcome: bytes written and what the format could not hold."""
+        self.output_bytes = size
+        self.warnings += notes
+
+    def timed(self, decode: float, upscale: float, write: float) -> None:
+        """Each step's own seconds, and their sum as the file's."""
+        self.decode_seconds, self.upscale_seconds, self.write_seconds = decode, upscale, write
+        self.seconds = decode + upscale + write
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FileResult:
+        """A result back from JSON (a report, or a worker on another machine)."""
+        data = dict(data, status=Status(data["status"]))
+        for key in ("input_size", "output_size"):
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -87,7 +130,7 @@ class Job:
 
 def new_result(job: Job) -> FileResult:
     """The result a job starts from (ok until a step fails), with the job's note as its first warning."""
-    return FileResult(str(job.input), str(job.output), "ok", input_size=job.size,
+    return FileResult(str(job.input), str(job.output), Status.OK, input_size=job.size,
                       warnings=[job.note] if job.note else [])
 
 
@@ -105,8 +148,6 @@ def failure_message(exc: BaseException, step: str, output: PurePath | str | None
     raise exc  # not an expected failure: a bug, never dressed up as a user error
 
 
-NOT_ATTEMPTED = "not attempted"
-"""Status of the files left when a run stopped early (the output disk filled up)."""
 
 EXPECTED = (ImageError, MemoryError, OSError)
 """What `failure_message` turns into a failed result."""
@@ -140,10 +181,7 @@ def upscale_jobs(model: UpscaleModel | AutoModel, pictures: list[Picture], optio
                           strict=True):
             upscaled[i] = out
     for picture, (runner, why), result, out in zip(pictures, chosen, results, upscaled, strict=True):
-        if why is not None:
-            result.model, result.model_reason = runner.path.stem, why
-        result.output_size = out.size
-        result.warnings += picture.warnings
+        result.upscaled(out.size, picture.warnings, runner.path.stem, why)
     return upscaled
 
 
@@ -162,12 +200,6 @@ def write_timed(job: Job, picture: Picture, output: OutputOptions) -> tuple[int,
     return written, notes, time.perf_counter() - start
 
 
-def set_seconds(result: FileResult, decode: float, upscale: float, write: float) -> None:
-    """Each step's own seconds, and their sum as the file's."""
-    result.decode_seconds, result.upscale_seconds, result.write_seconds = decode, upscale, write
-    result.seconds = decode + upscale + write
-
-
 def run_job(model: UpscaleModel | AutoModel, job: Job, options: UpscaleOptions, output: OutputOptions,
             on_pixels=None) -> FileResult:
     """Upscale one file, step after step; every expected failure becomes a failed result, never an exception."""
@@ -183,20 +215,18 @@ def run_job(model: UpscaleModel | AutoModel, job: Job, options: UpscaleOptions, 
         seconds["decode"], start, step = time.perf_counter() - start, time.perf_counter(), "upscale"
         upscaled = upscale_job(model, picture, options, result, on_pixels)
         seconds["upscale"], start, step = time.perf_counter() - start, time.perf_counter(), "write"
-        result.output_bytes, notes = write_job(job, upscaled, output)
-        result.warnings += notes
+        result.wrote(*write_job(job, upscaled, output))
     except EXPECTED as exc:
-        result.status, result.error = "failed", failure_message(exc, step, job.output)
-        result.output_size = None
+        result.fail(failure_message(exc, step, job.output))
     seconds[step] = time.perf_counter() - start
-    set_seconds(result, **seconds)
+    result.timed(**seconds)
     return result
 
 
 def summarise(results: list[FileResult]) -> dict[str, int]:
-    counts = {"ok": 0, "skipped": 0, "failed": 0, "ignored": 0}
+    counts = {str(s): 0 for s in (Status.OK, Status.SKIPPED, Status.FAILED, Status.IGNORED)}
     for r in results:
-        counts[r.status] = counts.get(r.status, 0) + 1
+        counts[str(r.status)] = counts.get(str(r.status), 0) + 1
     return counts
 
 

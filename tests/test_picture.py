@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 
 from upscale import UpscaleOptions, load_model, upscale_picture, upscale_pil
-from upscale.engine import passes_needed
 from upscale.errors import DeviceError, ModelError, UsageError
 from upscale.images import Picture
+from upscale.picture import passes_needed
 
 from .conftest import photo
 

@@ -1,7 +1,7 @@
 """Upscale one decoded picture: colour through the model, alpha alongside, any final factor.
 
 This is the library's main entry for in-memory work: `upscale_picture` for a `Picture`,
-`upscale_pil` for a Pillow image. Files and folders are handled in `batch`.
+`upscale_pil` for a Pillow image. Files and folders are handled in `job`.
 """
 
 from __future__ import annotations

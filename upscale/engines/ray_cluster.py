@@ -1,0 +1,139 @@
+"""`upscale dir --engine ray`: the same per-file step, run by Ray tasks on a cluster's workers.
+
+Only jobs travel (paths and a few header numbers, never pixels): each task decodes, upscales (choosing the model
+per file for ``--model auto``, as locally), encodes and writes its own file with `job.run_job`, the step every
+engine runs, so names, formats, skip-existing, bad-file reports and the JSON report are the local engine's. Each
+worker process loads the run's model once (`ModelSpec`) and keeps it for the next files.
+
+Plain tasks rather than Ray Data's actor pools: a file whose worker or node is lost comes back here as a lost
+task, and is run again (up to `ATTEMPTS` times) with a warning in its report row saying so; a rerun rewrites the
+same file atomically, so a lost worker leaves nothing truncated or duplicated under a final name. Paths must be
+visible to every worker (a shared filesystem), or be object-store URIs (`remote`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..auto import AutoModel
+from ..errors import UsageError
+from ..files import sweep_temp_files
+from ..job import FileResult, Job, OutputOptions, new_result, run_job
+from ..model import UpscaleModel
+from ..picture import UpscaleOptions
+from . import ModelSpec, OnResult, RayOptions
+
+ATTEMPTS = 3
+"""Runs of one file before it is reported failed because its workers kept being lost."""
+
+_LOADED: dict[ModelSpec, UpscaleModel | AutoModel] = {}
+"""The model of this worker process, by spec (a worker serves one run's files, or the next run's)."""
+
+
+def upscale_files(spec: ModelSpec, jobs: list[Job], options: UpscaleOptions, output: OutputOptions,
+                  uris: tuple[str, str] | None) -> list[FileResult]:
+    """The task: `run_job` on each job with this worker's model (loaded by its first task)."""
+    if spec not in _LOADED:
+        _LOADED.clear()
+        _LOADED[spec] = spec.load()
+    model = _LOADED[spec]
+    if uris is None:
+        return [run_job(model, job, options, output) for job in jobs]
+    from ..planning import open_filesystem
+    from ..remote import run_remote_job
+
+    in_fs, out_fs = open_filesystem(uris[0])[0], open_filesystem(uris[1])[0]
+    return [run_remote_job(model, in_fs, out_fs, job, options, output) for job in jobs]
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("the ray engine needs Ray: pip install 'upscale[ray]'") from None
+    return ray
+
+
+@dataclass
+class RayEngine:
+    spec: ModelSpec
+    options: UpscaleOptions
+    output: OutputOptions
+    ray: RayOptions = field(default_factory=RayOptions)
+    uris: tuple[str, str] | None = None
+    name: str = "ray"
+
+    def __post_init__(self) -> None:
+        import_ray()  # a missing extra is a clear error before any work
+
+    def load(self) -> UpscaleModel | AutoModel:
+        """The driver's copy, on this machine's CPU: it checks the model (a bad file is one refusal, not one per
+        file) and tells its scale; the workers load theirs on the requested device."""
+        return ModelSpec(self.spec.name, "cpu", 1, self.spec.factor).load()
+
+    def run(self, jobs: list[Job], on_result: OnResult, on_started: Callable[[Job], None] | None = None,
+            on_pixels: Callable[[int], None] | None = None) -> None:
+        if not jobs:
+            return
+        ray = import_ray()
+        if not ray.is_initialized():
+            address = self.ray.address or os.environ.get("RAY_ADDRESS") or None
+            try:
+                ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, include_dashboard=False,
+                         configure_logging=False)
+            except (ValueError, ConnectionError, RuntimeError) as exc:
+                where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+                raise UsageError(f"cannot start or join {where}: {str(exc).strip().splitlines()[-1][:200]}") from None
+        gpu = self.spec.device.startswith("cuda")
+        cpus = self.ray.cpus_per_worker
+        workers = self.ray.workers
+        if workers is None:
+            resources = ray.cluster_resources()
+            workers = int(resources.get("GPU", 1)) if gpu else max(1, int(resources.get("CPU", 1) // cpus))
+        spec = ModelSpec(self.spec.name, "cuda" if gpu else self.spec.device,
+                         self.spec.threads or max(1, int(cpus)), self.spec.factor)
+        task = ray.remote(upscale_files).options(num_cpus=cpus, num_gpus=1 if gpu else 0, max_retries=0)
+        waiting: deque[tuple[int, int]] = deque((i, 1) for i in range(len(jobs)))  # (job index, attempt)
+        running: dict[object, tuple[int, int]] = {}
+        finished: dict[int, FileResult] = {}
+        reported = 0  # results go out in the jobs' order, as the local engine's do: the same lines, the same log
+        try:
+            while waiting or running:
+                while waiting and len(running) < workers:
+                    index, attempt = waiting.popleft()
+                    running[task.remote(spec, [jobs[index]], self.options, self.output, self.uris)] = index, attempt
+                done, _ = ray.wait(list(running), num_returns=1)
+                index, attempt = running.pop(done[0])
+                try:
+                    result = ray.get(done[0])[0]
+                except ray.exceptions.RayTaskError as exc:  # our own code raised: a bug, shown as itself
+                    raise exc.as_instanceof_cause() from None
+                except ray.exceptions.RayError as exc:  # the worker, its node or the object was lost
+                    if attempt < ATTEMPTS:
+                        waiting.appendleft((index, attempt + 1))
+                        continue
+                    result = new_result(jobs[index])
+                    result.fail(f"its worker was lost {attempt} times ({type(exc).__name__})")
+                if attempt > 1:
+                    result.warnings.append(f"run {attempt} times: the worker running it was lost")
+                finished[index] = result
+                while reported in finished:
+                    job = jobs[reported]
+                    if on_started:
+                        on_started(job)
+                    if on_pixels:
+                        on_pixels(job.pixels or 1)
+                    on_result(job, finished.pop(reported))
+                    reported += 1
+        except KeyboardInterrupt:
+            for ref in running:  # files not started stay undone; the ones writing finish atomically or not at all
+                ray.cancel(ref)
+            raise
+        finally:
+            if self.uris is None:
+                sweep_temp_files({Path(job.output).parent for job in jobs})
