@@ -79,7 +79,8 @@ def one(arch_id: str) -> dict:
     """Convert and measure one architecture (run in a child process)."""
     import numpy as np
     import torch
-    from upscale.export.onnx_export import export_checkpoint, photo_like
+    from upscale.export.graph import photo_like
+    from upscale.export.onnx_export import export_checkpoint
 
     from upscale import load_model
     from upscale.errors import UpscaleError
@@ -125,7 +126,8 @@ def against_pytorch(arch_id: str) -> dict:
     photo-like picture at the automatic tile: the largest difference in 8-bit levels on each."""
     import numpy as np
     import torch
-    from upscale.export.onnx_export import export_checkpoint, photo_like
+    from upscale.export.graph import photo_like
+    from upscale.export.onnx_export import export_checkpoint
     from upscale.export.third_party import load_third_party
 
     from upscale import load_model

@@ -8,10 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from upscale.cli.common import error_boundary
-from upscale.cli.console import note, out
 from upscale.errors import UsageError
 from upscale.files import write_atomic
+from upscale.terminal import error_boundary, note, out
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 

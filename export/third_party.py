@@ -43,11 +43,11 @@ from upscale.images import Picture
 from upscale.model import load_model
 from upscale.picture import UpscaleOptions, upscale_picture
 
+from .graph import FP16_TOLERANCE, FP32_TOLERANCE, ExportSummary, levels, lower_for_onnxruntime, photo_like
+from .graph import strip_node_metadata as _strip
 from .metadata import attach_metadata
 
 SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt", ".bin")
-FP32_TOLERANCE = 1e-4
-FP16_TOLERANCE = 2e-2
 PROBE_SIZE = 96  # input pixels: an impulse's influence is measured within this square (dynamic graphs)
 MAX_OVERLAP = 48  # tile overlap used when the receptive field reaches past the probe
 
@@ -218,8 +218,6 @@ def _parity(data: bytes, reference: nn.Module, shapes: list[tuple[int, int]], fp
     graph cannot run raises (a conversion failure)."""
     import onnxruntime as ort
 
-    from .onnx_export import photo_like
-
     options = ort.SessionOptions()
     options.log_severity_level = 4  # a failing shape is reported by us, in one line
     session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
@@ -238,27 +236,16 @@ def _parity(data: bytes, reference: nn.Module, shapes: list[tuple[int, int]], fp
         if got.shape != want.shape:
             raise ValueError(f"onnxruntime gave {got.shape}, PyTorch {want.shape} at {h}x{w}")
         got = got.astype(np.float32)
-        levels = np.abs(_levels(got) - _levels(want))
-        worst, total, count = max(worst, int(levels.max())), total + float(levels.sum()), count + levels.size
+        apart = np.abs(levels(got) - levels(want))
+        worst, total, count = max(worst, int(apart.max())), total + float(apart.sum()), count + apart.size
         worst_abs = max(worst_abs, float(np.abs(got - want).max()))
     return Parity(worst, total / max(count, 1), worst_abs, len(shapes))
-
-
-def _levels(x: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(x, 0, 1) * 255).astype(np.int32)
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     line = text.splitlines()[0] if text else type(exc).__name__
     return line if "Status Message:" not in text else text.split("Status Message:")[-1].strip().splitlines()[0]
-
-
-def _strip_node_metadata(data: bytes) -> onnx.ModelProto:
-    proto = onnx.load_from_string(data)
-    for node in proto.graph.node:
-        del node.metadata_props[:]
-    return proto
 
 
 @dataclass(frozen=True)
@@ -292,8 +279,6 @@ def convert(model: ThirdParty, fp16: bool) -> Conversion:
     reason when nothing works. PReLU is rewritten in the form onnxruntime runs fast (as for our own models)."""
     import copy
 
-    from .onnx_export import lower_for_onnxruntime
-
     lowered = lower_for_onnxruntime(copy.deepcopy(model.module)).eval()
     if fp16:
         lowered = lowered.half()
@@ -306,7 +291,7 @@ def convert(model: ThirdParty, fp16: bool) -> Conversion:
             try:
                 side = _multiple(max(PROBE_SIZE, model.min_size), multiple)
                 example = torch.rand(1, 3, side, side + 2 * multiple)
-                proto = _strip_node_metadata(_export(lowered, example.half() if fp16 else example, dynamo,
+                proto = _strip(_export(lowered, example.half() if fp16 else example, dynamo,
                                                      multiple=multiple, batch_one=batch_one))
                 field = receptive_field(proto, candidate, side)
                 shapes = engine_shapes(candidate, field.overlap)
@@ -326,7 +311,7 @@ def convert(model: ThirdParty, fp16: bool) -> Conversion:
     why = "; ".join(reasons)
     try:
         example = torch.rand(1, 3, window, window)
-        proto = _strip_node_metadata(_export(lowered, example.half() if fp16 else example, False, fixed=True))
+        proto = _strip(_export(lowered, example.half() if fp16 else example, False, fixed=True))
         field = receptive_field(proto, model, window)
         if field.overlap * 4 > window:
             raise ValueError(f"its receptive field ({field.overlap} pixels) leaves too little of a {window} window")
@@ -408,8 +393,6 @@ def receptive_field(proto: onnx.ModelProto, model: ThirdParty, size: int) -> Fie
     """Poke the centre of a ``size``-square photo-like image and see how far the output moves."""
     import onnxruntime as ort
 
-    from .onnx_export import photo_like
-
     options = ort.SessionOptions()
     options.log_severity_level = 4
     session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
@@ -463,8 +446,6 @@ def _tiling_difference(proto: onnx.ModelProto, model: ThirdParty, overlap: int, 
                        fixed_window: int = 0) -> int:
     """Largest 8-bit difference between the tiled output and the whole-image output of a test picture: 2.5 tiles
     of ``tile``, or for a fixed window, 1.5 windows through the engine's tiles against PyTorch on the whole."""
-    from .onnx_export import photo_like
-
     with tempfile.TemporaryDirectory() as tmp:
         probe = onnx.ModelProto()
         probe.CopyFrom(proto)
@@ -478,7 +459,7 @@ def _tiling_difference(proto: onnx.ModelProto, model: ThirdParty, overlap: int, 
             image = (photo_like(side, side)[0].transpose(1, 2, 0) * 255).round().astype(np.uint8)
             with torch.no_grad():
                 reference = model.module(torch.from_numpy(image.transpose(2, 0, 1)[None].astype(np.float32) / 255))
-            whole = _levels(reference[0].numpy().transpose(1, 2, 0))
+            whole = levels(reference[0].numpy().transpose(1, 2, 0))
             tiled = upscale_picture(runner, Picture(image), UpscaleOptions()).pixels.astype(int)
             return int(np.abs(whole - tiled).max())
         side = tile * 5 // 2
@@ -491,8 +472,6 @@ def _tiling_difference(proto: onnx.ModelProto, model: ThirdParty, overlap: int, 
 def export_third_party(path: Path, output: Path, fp16: bool = False):
     """Write ``output`` from a third-party weight file; TrainingError (nothing written) when it cannot."""
     from upscale.files import write_atomic
-
-    from .onnx_export import ExportSummary
 
     model = load_third_party(path)
     if fp16 and not model.supports_half:

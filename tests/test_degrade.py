@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
+from upscale.train.degradations import RealisticSettings, realistic_lr
 
 from upscale import degrade
 from upscale.bicubic import imresize
 from upscale.cli.app import app
 from upscale.degrade import (
-    RealisticSettings,
     Step,
     anisotropic_gaussian_kernel,
     apply_spec,
@@ -28,7 +28,6 @@ from upscale.degrade import (
     jpeg,
     parse_spec,
     poisson_noise,
-    realistic_lr,
     resize,
     sinc_kernel,
 )

@@ -13,9 +13,9 @@ import sys
 
 import numpy as np
 import pytest
+from upscale.train.degradations import REALISTIC, realistic_lr
 
-from upscale import degrade
-from upscale.degrade import REALISTIC, realistic_lr
+from upscale import bicubic, degrade
 
 DRAWS = 6000
 
@@ -46,7 +46,7 @@ def traces(monkeypatch) -> list[list[str]]:
             return result(x, *args)
         return step
 
-    monkeypatch.setattr(degrade, "imresize", record("downscale", lambda x, f: np.zeros(
+    monkeypatch.setattr(bicubic, "imresize", record("downscale", lambda x, f: np.zeros(
         (round(x.shape[0] * f), round(x.shape[1] * f), 3), np.float32)))
     monkeypatch.setattr(degrade, "resize", record("resize", lambda x, h, w, *a: np.zeros((h, w, 3), np.float32)))
     for name in ("blur", "convolve", "gaussian_noise", "poisson_noise", "jpeg"):

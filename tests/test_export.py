@@ -147,7 +147,7 @@ def test_benchmark_counts_the_same_macs_as_the_registry(checkpoint: Path, tmp_pa
 
 
 def test_prelu_is_exported_in_the_form_onnxruntime_runs_fast(checkpoint: Path, tmp_path: Path) -> None:
-    from upscale.export.onnx_export import lower_for_onnxruntime
+    from upscale.export.graph import lower_for_onnxruntime
 
     prelu = torch.nn.PReLU(5)
     with torch.no_grad():

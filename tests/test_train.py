@@ -321,8 +321,7 @@ def test_amp_is_float32_by_default_and_bf16_only_on_cuda() -> None:
 
 def test_realistic_pool_is_a_function_of_the_seed_alone() -> None:
     from upscale.train.data import lr_pool
-
-    from upscale.degrade import realistic_lr
+    from upscale.train.degradations import realistic_lr
 
     images = [photo(48, 64, seed=i) for i in range(3)]
     one = lr_pool(images, 2, "realistic", 2, seed=4, workers=1)

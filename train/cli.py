@@ -9,9 +9,8 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from upscale.cli.common import error_boundary
-from upscale.cli.console import note, out, warning
 from upscale.errors import UsageError
+from upscale.terminal import error_boundary, note, out, warning
 
 from .arch import architectures, create_model
 from .checkpoint import load_checkpoint

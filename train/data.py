@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 from upscale.bicubic import resize_matrix
-from upscale.degrade import realistic_lr
+from upscale.train.degradations import realistic_lr
 from upscale.errors import TrainingError
 from upscale.images import image_extensions
 
@@ -88,7 +88,7 @@ def downscale(hr: np.ndarray, scale: int) -> np.ndarray:
 def lr_pool(hr: list[np.ndarray], scale: int, degradation: str, copies: int, seed: int,
             workers: int | None = None) -> list[list[np.ndarray]]:
     """The whole-image LR inputs of every HR image: one bicubic downscale each, or ``copies`` randomly
-    degraded ones (`upscale.degrade.realistic_lr`), copy c of image i drawn from the seed (seed, i, c) alone.
+    degraded ones (`upscale.train.degradations.realistic_lr`), copy c of image i drawn from the seed (seed, i, c) alone.
 
     Made once, before training: degrading a whole image costs ~55 ms on one core, which per batch of 16
     patches would be slower than the training step; a pool of 8 copies of 491 images takes about 2 minutes

@@ -10,16 +10,42 @@ The library under the `upscale` command::
 `run_pipelined` are its parts).
 """
 
-from .contract import ModelInfo
-from .errors import DeviceError, ImageError, ModelError, UpscaleError
-from .images import Picture, read_image
-from .job import FileResult, Job, OutputOptions, run_job, write_report
-from .model import UpscaleModel, load_model
-from .picture import UpscaleOptions, upscale_picture, upscale_pil
-from .pipeline import run_pipelined
-from .planning import plan_directory
-from .runner import FolderRun, run_directory
-from .tiling import upscale_array
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_HOMES = {
+    "ModelInfo": "contract", "DeviceError": "errors", "ImageError": "errors", "ModelError": "errors",
+    "UpscaleError": "errors", "Picture": "images", "read_image": "images", "FileResult": "job", "Job": "job",
+    "OutputOptions": "job", "run_job": "job", "write_report": "job", "UpscaleModel": "model",
+    "load_model": "model", "UpscaleOptions": "picture", "upscale_picture": "picture", "upscale_pil": "picture",
+    "run_pipelined": "pipeline", "plan_directory": "planning", "FolderRun": "runner", "run_directory": "runner",
+    "upscale_array": "tiling",
+}
+"""Each public name's module, imported on first use (PEP 562): ``import upscale.train`` or the error boundary then
+costs no onnxruntime, runner or pipeline."""
+
+
+def __getattr__(name: str) -> object:
+    if name in _HOMES:
+        value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'upscale' has no attribute {name!r}")
+
+
+if TYPE_CHECKING:  # what type checkers and editors see
+    from .contract import ModelInfo
+    from .errors import DeviceError, ImageError, ModelError, UpscaleError
+    from .images import Picture, read_image
+    from .job import FileResult, Job, OutputOptions, run_job, write_report
+    from .model import UpscaleModel, load_model
+    from .picture import UpscaleOptions, upscale_picture, upscale_pil
+    from .pipeline import run_pipelined
+    from .planning import plan_directory
+    from .runner import FolderRun, run_directory
+    from .tiling import upscale_array
 
 __version__ = "0.1.0"
 

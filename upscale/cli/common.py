@@ -1,20 +1,17 @@
-"""What every subcommand shares: consoles, option types, the error boundary and model loading."""
+"""What every `upscale` subcommand shares: option types and model loading (the error boundary and consoles are
+`upscale.terminal`, shared with upscale-train and upscale-export)."""
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 
 from ..auto import AutoModel
 from ..engines import ModelSpec
-from ..errors import DeviceError, UpscaleError, UsageError
 from ..memory import parse_size
 from ..model import UpscaleModel
-from .console import error, note
+from ..terminal import note
 
 ModelOption = Annotated[
     str | None, typer.Option(
@@ -59,31 +56,6 @@ MaxMemoryOption = Annotated[
 ThreadsOption = Annotated[
     int | None, typer.Option("--threads", min=1, help="onnxruntime intra-op threads (default: all cores).")
 ]
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C: finish cleaning up, then stop."""
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated()
-
-
-@contextmanager
-def error_boundary() -> Iterator[None]:
-    """Turn expected errors into one red line and an exit code: 2 for device and usage errors, else 1.
-    Anything else is a bug and keeps its traceback. Shared by upscale, upscale-train and upscale-export."""
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        yield
-    except (DeviceError, UsageError) as exc:
-        error(f"{exc}")
-        raise typer.Exit(2) from None
-    except UpscaleError as exc:
-        error(f"{exc}")
-        raise typer.Exit(1) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def describe_model(loaded: UpscaleModel | AutoModel) -> str:

@@ -16,6 +16,7 @@ from ..images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION
 from ..job import OutputOptions, Status
 from ..picture import UpscaleOptions
 from ..runner import run_directory
+from ..terminal import error_boundary, note
 from .common import (
     BatchOption,
     DeviceOption,
@@ -26,9 +27,7 @@ from .common import (
     ScaleOption,
     ThreadsOption,
     TileOption,
-    error_boundary,
 )
-from .console import note
 from .progress import BatchProgress
 
 

@@ -13,8 +13,8 @@ from ..degrade import SPEC_HELP, parse_spec
 from ..errors import UsageError
 from ..evaluate import as_json, bicubic_upscaler, evaluate, model_upscaler, summarise
 from ..files import write_atomic
-from .common import DeviceOption, ThreadsOption, TileOption, error_boundary, model_label, open_model
-from .console import out, warning
+from ..terminal import error_boundary, out, warning
+from .common import DeviceOption, ThreadsOption, TileOption, model_label, open_model
 
 
 def eval_command(

@@ -11,6 +11,7 @@ from ..errors import UsageError
 from ..images import DEFAULT_PNG_COMPRESSION, EXTENSIONS, probe_header
 from ..job import Job, OutputOptions, run_job
 from ..picture import UpscaleOptions
+from ..terminal import error, error_boundary, note, warning
 from .common import (
     BatchOption,
     DeviceOption,
@@ -21,10 +22,8 @@ from .common import (
     ScaleOption,
     ThreadsOption,
     TileOption,
-    error_boundary,
     open_model,
 )
-from .console import error, note, warning
 
 
 def _format_for(path: Path) -> str:

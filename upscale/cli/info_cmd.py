@@ -10,8 +10,8 @@ from rich.text import Text
 
 from ..auto import PAIRS
 from ..registry import DEFAULT_MODEL, bundled_models
-from .common import DeviceOption, error_boundary, open_model
-from .console import out
+from ..terminal import error_boundary, out
+from .common import DeviceOption, open_model
 
 
 def info_command(

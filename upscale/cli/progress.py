@@ -9,8 +9,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from ..auto import AutoModel
 from ..job import FileResult, Job, Status
 from ..model import UpscaleModel
+from ..terminal import error, note, out, warning
 from .common import describe_model
-from .console import error, note, out, warning
 
 
 class BatchProgress:

@@ -1,0 +1,59 @@
+"""The terminal side of all three commands: the consoles, the one way to print a user-facing line, and the error
+boundary that turns expected errors into one line and an exit code.
+
+It imports nothing heavy (rich, typer, the error types), so that upscale-train and upscale-export get it without
+onnxruntime, the runner or the pipeline. User text (paths, error causes) is escaped: rich would otherwise read
+``[ray]`` or ``photo[1].png`` as markup and swallow it.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from .errors import DeviceError, UpscaleError, UsageError
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def error(message: object) -> None:
+    err.print(f"[red]error:[/] {escape(str(message))}")
+
+
+def warning(message: object) -> None:
+    err.print(f"[yellow]warning:[/] {escape(str(message))}")
+
+
+def note(message: object) -> None:
+    err.print(escape(str(message)))
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: finish cleaning up, then stop."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def error_boundary() -> Iterator[None]:
+    """Turn expected errors into one red line and an exit code: 2 for device and usage errors, else 1.
+    Anything else is a bug and keeps its traceback. Shared by upscale, upscale-train and upscale-export."""
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    except (DeviceError, UsageError) as exc:
+        error(f"{exc}")
+        raise typer.Exit(2) from None
+    except UpscaleError as exc:
+        error(f"{exc}")
+        raise typer.Exit(1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
