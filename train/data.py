@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from upscale.train.degradations import realistic_lr
 
 from upscale.bicubic import resize_matrix
-from upscale.train.degradations import realistic_lr
 from upscale.errors import TrainingError
 from upscale.images import image_extensions
 
