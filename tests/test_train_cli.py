@@ -41,12 +41,23 @@ def records(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_resume_from_the_command_line_continues_the_same_run(tmp_path: Path) -> None:
+def test_resume_from_the_command_line_continues_the_same_run(tmp_path: Path, monkeypatch) -> None:
+    from upscale.train import cli, trainer
+
     data = data_folder(tmp_path / "data")
     invoke("--data", data, "--out", tmp_path / "straight", *RUN)
     invoke("--data", data, "--out", tmp_path / "split", *RUN, "--stop-after", "4")
     assert load_checkpoint(tmp_path / "split" / "last.pt")["step"] == 4
+    reads: list[Path] = []
+
+    def counted(path, *args, **kwargs):
+        reads.append(Path(path))
+        return load_checkpoint(path, *args, **kwargs)
+
+    monkeypatch.setattr(cli, "load_checkpoint", counted)
+    monkeypatch.setattr(trainer, "load_checkpoint", counted)
     invoke("--out", tmp_path / "split", "--resume", "--device", "cpu", "--log-every", "1")  # the README's command
+    assert reads.count(tmp_path / "split" / "last.pt") == 1  # read once: settings and state from one dictionary
 
     a = load_checkpoint(tmp_path / "straight" / "last.pt")
     assert a["step"] == 8

@@ -121,12 +121,12 @@ def main_command(
     """
     with error_boundary():
         given = _given_options(ctx)
-        cfg = _resume_config(out_dir, given) if resume else TrainConfig(**given)
+        cfg, state = _resume_config(out_dir, given) if resume else (TrainConfig(**given), None)
         if not cfg.data:
             raise UsageError("give at least one --data folder (or --resume a run)")
         try:
             with _Reporter(cfg.steps) as report:
-                train(cfg, resume=resume, progress=report)
+                train(cfg, resume=resume, progress=report, state=state)
         except KeyboardInterrupt:
             note("interrupted: the finished steps are in last.pt; continue with --resume")
             raise typer.Exit(130) from None
@@ -161,15 +161,17 @@ def _source(ctx: typer.Context, name: str) -> str:
     return source.name if source is not None else "DEFAULT"
 
 
-def _resume_config(out_dir: Path, given: dict) -> TrainConfig:
+def _resume_config(out_dir: Path, given: dict) -> tuple[TrainConfig, dict]:
+    """The run's settings and its checkpoint, read once (the trainer restores from the same dictionary)."""
     checkpoint = out_dir / "last.pt"
     if not checkpoint.is_file():
         raise UsageError(f"{checkpoint}: nothing to resume")
-    cfg, warnings = config_for_resume(load_checkpoint(checkpoint)["config"], given)
+    state = load_checkpoint(checkpoint)
+    cfg, warnings = config_for_resume(state["config"], given)
     cfg.out = str(out_dir)
     for line in warnings:
         warning(line)
-    return cfg
+    return cfg, state
 
 
 class _Reporter:

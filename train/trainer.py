@@ -159,8 +159,9 @@ class Run:
         return checkpoint_state(self.model, self.ema, self.opt, step, self.best, self.cfg)
 
 
-def _set_up(cfg: TrainConfig, resume: bool) -> Run:
-    """Device and process group, the network (from --init-from or the resumed checkpoint), EMA, optimiser."""
+def _set_up(cfg: TrainConfig, resume: bool, state: dict | None = None) -> Run:
+    """Device and process group, the network (from --init-from or the resumed checkpoint: ``state`` when the
+    caller has read it already, else OUT/last.pt), EMA, optimiser."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
@@ -168,12 +169,14 @@ def _set_up(cfg: TrainConfig, resume: bool) -> Run:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    state = None
-    if resume:
+    if not resume:
+        state = None
+    elif state is None:
         last = Path(cfg.out) / "last.pt"
         if not last.is_file():
             raise UsageError(f"{last}: nothing to resume")
         state = load_checkpoint(last)
+    if state is not None:
         arch = state["arch"]
         cfg.arch, cfg.scale, cfg.arch_options = arch["name"], arch["scale"], dict(arch["options"])
     torch.manual_seed(cfg.seed)
@@ -258,10 +261,11 @@ def _validate_and_keep_best(run: Run, done: int, metrics_path: Path, progress) -
         progress(record)
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress=None) -> dict:
+def train(cfg: TrainConfig, resume: bool = False, progress=None, state: dict | None = None) -> dict:
     """Run (or continue) training; returns the last metrics record. ``progress(record)`` is called
-    after each log/validation event (the CLI draws its progress line from it)."""
-    run = _set_up(cfg, resume)
+    after each log/validation event (the CLI draws its progress line from it). ``state``: the checkpoint to
+    resume from, when the caller has read it already (the CLI does, for its settings): read once."""
+    run = _set_up(cfg, resume, state)
     for spec in cfg.val_degrade:
         try:
             parse_spec(spec)  # a bad spec fails now, not at the first validation

@@ -10,7 +10,7 @@ from ..job import Job, OutputOptions
 from ..model import UpscaleModel
 from ..picture import UpscaleOptions
 from ..pipeline import run_pipelined
-from . import ModelSpec, OnResult
+from .base import ModelSpec, OnResult
 
 
 @dataclass

@@ -26,7 +26,7 @@ from ..files import sweep_temp_files
 from ..job import FileResult, Job, OutputOptions, new_result, run_job
 from ..model import UpscaleModel
 from ..picture import UpscaleOptions
-from . import ModelSpec, OnResult, RayOptions
+from .base import ModelSpec, OnResult, RayOptions
 
 ATTEMPTS = 3
 """Runs of one file before it is reported failed because its workers kept being lost."""
