@@ -24,6 +24,20 @@ def test_the_default_is_a_learned_2x_model_and_every_scale_ships() -> None:
     assert {load_model(name, "cpu").info.scale for name in LEARNED} == {2, 4}
 
 
+def test_the_catalogue_and_the_shipped_files_agree() -> None:
+    """One row per shipped file, at the scale its metadata says; auto's pairs are of one scale, clean then photo."""
+    from upscale.catalogue import CATALOGUE, auto_pair, auto_scales, roles
+
+    assert sorted(e.name for e in CATALOGUE) == sorted(bundled_models())
+    for e in CATALOGUE:
+        assert load_model(e.name, "cpu").info.scale == e.scale, e.name
+    for scale in auto_scales():
+        clean, photo = auto_pair(scale)
+        assert roles(clean)[-1] == f"auto: clean x{scale}" and roles(photo) == [f"auto: degraded x{scale}"]
+        assert "photo model" in load_model(photo, "cpu").info.description
+    assert roles(DEFAULT_MODEL)[0] == "default" and roles("fast-x2") == []
+
+
 @pytest.mark.parametrize("name", LEARNED)
 def test_bundled_model_is_small_self_describing_and_upscales(name: str) -> None:
     path = MODELS_DIR / f"{name}.onnx"

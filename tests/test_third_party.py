@@ -80,7 +80,7 @@ def test_real_esrgan_layout_through_dir_and_export(tmp_path: Path, cache: Path) 
     assert exported.exit_code == 0, exported.output
     model = load_model(out, "cpu")
     info = model.info
-    assert info.scale == 4 and info.architecture == "ESRGAN" and info.tiling.startswith("exact")
+    assert info.scale == 4 and info.architecture == "ESRGAN" and info.tiling_kind == "exact"
     assert info.source.startswith("RealESRGAN_x4plus.pth sha256:")
     x = image.astype(np.float32).transpose(2, 0, 1)[None] / 255
     assert np.abs(np.rint(np.clip(model(x)[0], 0, 1).transpose(1, 2, 0) * 255) - want).max() <= 2
@@ -99,7 +99,7 @@ def test_architectures_export_run_and_tile_as_measured(tmp_path: Path, name: str
     result = runner.invoke(export_app, [str(out), "-c", str(weights)])
     assert result.exit_code == 0, result.output
     model = load_model(out, "cpu")
-    assert model.info.scale == scale and model.info.tiling.startswith("exact") == exact, model.info.tiling
+    assert model.info.scale == scale and model.info.tiling_kind == "exact" == exact, model.info.tiling
     image = photo(40, 44, seed=1)
     want = pytorch_upscale(weights, image).astype(int)
     from upscale.images import Picture
@@ -115,7 +115,7 @@ def test_windowed_attention_is_marked_approximate_and_runs_whole(tmp_path: Path)
     out = tmp_path / "s.onnx"
     assert runner.invoke(export_app, [str(out), "-c", str(weights)]).exit_code == 0
     model = load_model(out, "cpu")
-    assert model.info.tiling.startswith("approximate") and "levels of 255" in model.info.tiling
+    assert model.info.tiling_kind == "approximate" and "levels of 255" in model.info.tiling
     info = runner.invoke(app, ["info", str(out)])
     assert "approximate" in info.output and "swinir-x2.pth" in info.output
     image = photo(24, 28)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .catalogue import auto_pair, auto_scales
 from .device import Device
 from .evidence import Evidence, gather
 from .images import Picture
@@ -37,8 +38,6 @@ def noise_from(blocks: int) -> float:
     """The noise reading that counts as degraded, for a picture of ``blocks`` 8x8 blocks."""
     return NOISE_FROM + NOISE_SMALL_PICTURE / math.sqrt(max(blocks, 1))
 
-# scale -> (clean model, photo model), by bundled name
-PAIRS = {2: ("repsr-x2", "photo-x2"), 4: ("repsr-x4", "photo-x4")}
 
 
 def decide(evidence: Evidence) -> tuple[bool, str]:
@@ -81,10 +80,11 @@ class AutoModel:
 
 def load_auto(factor: float | None, device: str = "auto", threads: int | None = None) -> AutoModel:
     """The pair for ``factor`` (x2 up to 2, else x4), loaded on ``device``."""
-    scale = 2 if factor is None or factor <= 2 else 4
-    clean_name, photo_name = PAIRS[scale]
+    scales = auto_scales()
+    scale = next((s for s in scales if factor is None or factor <= s), scales[-1])
+    clean_name, photo_name = auto_pair(scale)
     clean = load_model(clean_name, device, threads)
-    photo = load_model(photo_name, device, threads) if photo_name in bundled_models() else None
+    photo = load_model(photo_name, device, threads) if photo_name in bundled_models() else None  # not shipped
     return AutoModel(clean, photo)
 
 

@@ -21,6 +21,7 @@ A model without this metadata still runs: the runner finds the scale with a smal
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
 
 from .untrusted import printable
 
@@ -34,6 +35,13 @@ FALLBACK_TILE_OVERLAP = 16
 # Bounds on what a model's metadata may claim: models come from strangers, and these numbers size allocations.
 MAX_SCALE = 16
 MAX_SIZE_NEED = 1024
+
+
+class TilingKind(StrEnum):
+    """Whether tiles reproduce the whole image: the first word of `ModelInfo.tiling`."""
+
+    EXACT = "exact"
+    APPROXIMATE = "approximate"
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,12 @@ class ModelInfo:
     """0: any batch size. 1: the graph takes one image a run (a traced batch size); the runner feeds them so."""
     has_metadata: bool = True
     """False when the model carried no metadata and the runner had to guess (probe, default overlap)."""
+
+    @property
+    def tiling_kind(self) -> TilingKind:
+        """`TilingKind.EXACT` when ``tiling`` says tiles reproduce the whole image (within a level), else
+        approximate (anything else a model file says counts as approximate: whole images are the safe side)."""
+        return TilingKind.EXACT if self.tiling.split(maxsplit=1)[:1] == ["exact"] else TilingKind.APPROXIMATE
 
     def __post_init__(self) -> None:
         if not 1 <= self.scale <= MAX_SCALE:

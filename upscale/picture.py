@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
+from .contract import TilingKind
 from .images import Picture
 from .model import UpscaleModel
 from .pixels import SAMPLE_PEAKS, from_unit_float, uint16_to_uint8
@@ -57,13 +58,13 @@ def resize_lanczos(planes: np.ndarray, width: int, height: int) -> np.ndarray:
     return from_unit_float(np.stack(channels, axis=2), dtype)
 
 
-def _tile_for(model: UpscaleModel, options: UpscaleOptions) -> int | None:
+def _tile_option(model: UpscaleModel, options: UpscaleOptions) -> int | None:
     """The tile size to run: the option, except that automatic tiling (None) runs the whole image when the model
     says tiles cannot reproduce it (``tiling: approximate``, e.g. windowed attention), and that a fixed-window
     model always runs in tiles of its window (`tiling.plan_tiles`)."""
     if model.info.fixed_window:
         return options.tile or None  # `tiling.plan_tiles` fits the tiles to the window
-    if options.tile is None and not model.info.tiling.startswith("exact"):
+    if options.tile is None and model.info.tiling_kind is not TilingKind.EXACT:
         return 0
     return options.tile
 
@@ -99,7 +100,7 @@ def upscale_pictures(model: UpscaleModel, pictures: list[Picture], options: Upsc
     for i in range(passes):
         # Between passes and before a final resize, keep 16 bits so no precision is lost on the way.
         dtypes = [p.pixels.dtype if exact and i == passes - 1 else np.uint16 for p in pictures]
-        colours = upscale_arrays(model, colours, model.scale, model.info.tile_overlap, _tile_for(model, options),
+        colours = upscale_arrays(model, colours, model.scale, model.info.tile_overlap, _tile_option(model, options),
                                  options.batch_size, dtypes, on_pixels if i == 0 else None,
                                  model.info.fixed_window, model.info.multiple_of)
     return [_finish(picture, colour, factor, exact) for picture, colour in zip(pictures, colours, strict=True)]

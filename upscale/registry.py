@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .catalogue import DEFAULT_MODEL
 from .convert import PYTORCH_SUFFIXES, converted
 from .errors import UsageError
 
+__all__ = ["DEFAULT_MODEL", "MODELS_DIR", "bundled_models", "resolve_model_path"]
+
 MODELS_DIR = Path(__file__).with_name("models")
-# The model `upscale dir` uses when none is named: the trained 2x model (docs/MODEL_CARD.md).
-DEFAULT_MODEL = "repsr-x2"
 
 
 def bundled_models() -> dict[str, Path]:

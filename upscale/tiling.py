@@ -26,7 +26,8 @@ so a 640-pixel side becomes two 320-pixel tiles rather than 384 + 256, and a sid
 cut at all. 384 (not larger) so that two windows fit `MAX_BATCH_PIXELS`, one per CPU lane: memory stays bounded
 (issue 13) for 3% more overlap computed than 512-pixel tiles."""
 
-Batch = Callable[[np.ndarray], np.ndarray]
+ModelCall = Callable[[np.ndarray], np.ndarray]
+"""A model as tiling sees it: (N,3,h,w) float32 in [0,1] to (N,3,h*scale,w*scale)."""
 
 
 @dataclass(frozen=True)
@@ -226,7 +227,7 @@ class _Placed:
 
 
 def upscale_array(
-    model: Batch,
+    model: ModelCall,
     pixels: np.ndarray,
     scale: int,
     overlap: int,
@@ -250,7 +251,7 @@ def upscale_array(
 
 
 def upscale_arrays(
-    model: Batch,
+    model: ModelCall,
     images: list[np.ndarray],
     scale: int,
     overlap: int,

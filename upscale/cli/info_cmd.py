@@ -8,8 +8,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ..auto import PAIRS
-from ..registry import DEFAULT_MODEL, bundled_models
+from ..catalogue import roles
+from ..registry import bundled_models
 from ..terminal import error_boundary, out
 from .common import DeviceOption, open_model
 
@@ -48,9 +48,6 @@ def models_command() -> None:
         table = Table("name", "scale", "architecture", "description")
         for name, path in bundled_models().items():
             info = open_model(str(path), "cpu", None, quiet=True).info
-            roles = (["default"] if name == DEFAULT_MODEL else []) + [
-                f"auto: {'clean' if name == clean else 'degraded'} x{scale}" for scale, (clean, photo) in PAIRS.items()
-                if name in (clean, photo)]
-            label = f"{name} ({', '.join(roles)})" if roles else name
+            label = f"{name} ({', '.join(roles(name))})" if roles(name) else name
             table.add_row(label, str(info.scale), Text(info.architecture), Text(info.description))
         out.print(table)
