@@ -70,9 +70,9 @@ def dir_command(
     ray_address: Annotated[str | None, typer.Option(
         "--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local instance).")] = None,
     ray_workers: Annotated[int | None, typer.Option(
-        "--ray-workers", min=1, help="Model actors (default: one per GPU, or per CPU group).")] = None,
+        "--ray-workers", min=1, help="Files run at once (default: one per GPU, or per CPU group).")] = None,
     ray_cpus_per_worker: Annotated[float, typer.Option(
-        "--ray-cpus-per-worker", min=0.1, help="CPUs (and onnxruntime threads) per model actor.")] = 1.0,
+        "--ray-cpus-per-worker", min=0.1, help="CPUs (and onnxruntime threads) per file.")] = 1.0,
 ) -> None:
     """Upscale every image in INPUT_DIR into OUTPUT_DIR. Exit 0 if all succeeded, 1 if any failed."""
     with error_boundary():
