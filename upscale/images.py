@@ -20,6 +20,19 @@ from .deep_color import deep_color_rawmode, is_tiff, read_deep_color, read_tiff,
 from .errors import ImageError
 from .evidence import jpeg_quality
 from .files import Publication, open_atomic, write_atomic
+from .photo_metadata import (
+    TIFF_IPTC,
+    TIFF_XMP,
+    PhotoMetadata,
+    exif_for_output,
+    for_output,
+    from_jpeg_segments,
+    from_png_text,
+    from_tiff_tags,
+    jpeg_segments,
+    splice_into_jpeg,
+    tiff_tags,
+)
 from .pixels import uint16_to_uint8
 from .png import write_png
 
@@ -51,6 +64,10 @@ class Picture:
     warnings: list[str] = field(default_factory=list)
     jpeg_quality: int | None = None
     """For JPEG sources, the quality estimated from the quantisation tables (`upscale.evidence`)."""
+    xmp: bytes | None = None
+    """The source's XMP packet (`photo_metadata`), carried to the output with its sizes updated."""
+    iptc: bytes | None = None
+    """The source's IPTC-IIM datasets (keywords, caption, copyright), carried where the format holds them."""
 
     @property
     def size(self) -> tuple[int, int]:
@@ -252,7 +269,25 @@ def _decode(path: Path, im: Image.Image) -> Picture:
     if source_format == "TIFF":
         _drop_layout_tags(exif)
     quality = jpeg_quality(getattr(im, "quantization", None)) if source_format in ("JPEG", "MPO") else None
-    return Picture(pixels, alpha, icc, exif.tobytes() if len(exif) else None, source_format, notes, quality)
+    meta = _photo_metadata(path, im, source_format)
+    return Picture(pixels, alpha, icc, exif.tobytes() if len(exif) else None, source_format, notes, quality,
+                   meta.xmp, meta.iptc)
+
+
+def _photo_metadata(path: Path, im: Image.Image, source_format: str | None) -> PhotoMetadata:
+    """XMP and IPTC, where each format keeps them (`photo_metadata`)."""
+    if source_format in ("JPEG", "MPO"):
+        return from_jpeg_segments(getattr(im, "applist", []))
+    if source_format == "PNG":
+        return from_png_text(im.info)
+    if source_format == "TIFF":  # tifffile: Pillow reads tag 33723 as a number
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            tags = tif.pages[0].tags
+            xmp, iptc = tags.get(TIFF_XMP), tags.get(TIFF_IPTC)
+            return from_tiff_tags(xmp and xmp.value, iptc and iptc.value)
+    return PhotoMetadata(im.info.get("xmp") or None)
 
 
 # A TIFF's "EXIF" as Pillow reads it is the file's first IFD, with the tags that describe the stored pixels
@@ -332,7 +367,7 @@ def output_format(choice: str, source_format: str | None) -> str:
     return fmt if fmt in EXTENSIONS else "PNG"
 
 
-def _to_pillow(picture: Picture, fmt: str, notes: list[str]) -> Image.Image | bytes:
+def _to_pillow(picture: Picture, fmt: str, notes: list[str], meta: PhotoMetadata) -> Image.Image | bytes:
     """A Pillow image to save, or finished PNG bytes for 16-bit colour that Pillow cannot hold."""
     pixels, alpha = picture.pixels, picture.alpha
     deep = pixels.dtype == np.uint16
@@ -342,7 +377,7 @@ def _to_pillow(picture: Picture, fmt: str, notes: list[str]) -> Image.Image | by
         alpha = None
     if deep and fmt == "TIFF" and not (gray and alpha is None):
         planes = pixels if alpha is None else np.concatenate([pixels, alpha[..., None]], axis=2)
-        return _tiff16(planes, picture.icc_profile)
+        return _tiff16(planes, picture.icc_profile, meta)
     if deep and gray and alpha is None and fmt == "TIFF":
         return Image.fromarray(np.ascontiguousarray(pixels[..., 0]))  # "I;16"
     if deep:
@@ -356,14 +391,15 @@ def _to_pillow(picture: Picture, fmt: str, notes: list[str]) -> Image.Image | by
     return Image.fromarray(planes[..., 0] if mode == "L" else planes, mode)
 
 
-def _tiff16(planes: np.ndarray, icc: bytes | None) -> bytes:
+def _tiff16(planes: np.ndarray, icc: bytes | None, meta: PhotoMetadata) -> bytes:
     import tifffile  # a small pure-Python dependency, imported only for this rare case
 
     buffer = io.BytesIO()
     photometric = "rgb" if planes.shape[2] >= 3 else "minisblack"
     extrasamples = ["unassalpha"] if planes.shape[2] in (2, 4) else None
+    extratags = [(tag, 1 if tag == TIFF_XMP else 7, len(block), block, True) for tag, block in tiff_tags(meta).items()]
     tifffile.imwrite(buffer, planes, photometric=photometric, compression="zlib",
-                     extrasamples=extrasamples, iccprofile=icc)
+                     extrasamples=extrasamples, iccprofile=icc, extratags=extratags)
     return buffer.getvalue()
 
 
@@ -374,8 +410,9 @@ def write_picture(path: Path, picture: Picture, fmt: str, quality: int = 95,
     warnings about what the format lost). PNG streams band by band from the arrays (`png.write_png`): no copy of
     the image is made."""
     if fmt == "PNG":
+        meta, exif = _metadata_for_output(picture)
         with open_atomic(path, publication) as f:
-            size = write_png(f, picture.pixels, picture.alpha, picture.icc_profile, picture.exif, png_compression)
+            size = write_png(f, picture.pixels, picture.alpha, picture.icc_profile, exif, png_compression, meta)
         return size, []
     data, notes = encode(picture, fmt, quality, png_compression)
     write_atomic(path, data, publication)
@@ -385,19 +422,24 @@ def write_picture(path: Path, picture: Picture, fmt: str, quality: int = 95,
 def encode(picture: Picture, fmt: str, quality: int = 95,
            png_compression: int = DEFAULT_PNG_COMPRESSION) -> tuple[bytes, list[str]]:
     """The bytes of ``picture`` in Pillow format ``fmt``, and any warnings about what the format lost."""
+    meta, exif = _metadata_for_output(picture)
     if fmt == "PNG":
         buffer = io.BytesIO()
-        write_png(buffer, picture.pixels, picture.alpha, picture.icc_profile, picture.exif, png_compression)
+        write_png(buffer, picture.pixels, picture.alpha, picture.icc_profile, exif, png_compression, meta)
         return buffer.getvalue(), []
-    notes: list[str] = []
-    image = _to_pillow(picture, fmt, notes)
+    notes: list[str] = meta.lost_in(fmt)
+    image = _to_pillow(picture, fmt, notes, meta)
     if isinstance(image, bytes):
         return image, notes
     params: dict[str, object] = {}
     if picture.icc_profile and fmt != "BMP":
         params["icc_profile"] = picture.icc_profile
-    if picture.exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
-        params["exif"] = picture.exif
+    if exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+        params["exif"] = exif
+    if meta.xmp and fmt == "WEBP":
+        params["xmp"] = meta.xmp
+    if fmt == "TIFF" and (exif or meta.xmp or meta.iptc):
+        params["exif"] = _tiff_directory(exif, meta, notes)
     if fmt in ("JPEG", "WEBP"):
         params["quality"] = quality
     if fmt == "PNG":
@@ -406,7 +448,34 @@ def encode(picture: Picture, fmt: str, quality: int = 95,
         params["compression"] = "tiff_deflate"
     buffer = io.BytesIO()
     image.save(buffer, fmt, **params)
+    if fmt == "JPEG":
+        return splice_into_jpeg(buffer.getvalue(), jpeg_segments(meta)), notes
     return buffer.getvalue(), notes
+
+
+def _metadata_for_output(picture: Picture) -> tuple[PhotoMetadata, bytes | None]:
+    """XMP and IPTC to write, and the EXIF block, each saying the output's size (EXIF's thumbnail left out)."""
+    width, height = picture.size
+    meta = PhotoMetadata(for_output(picture.xmp, width, height), picture.iptc)
+    return meta, exif_for_output(picture.exif, width, height)
+
+
+_SUB_DIRECTORIES = {0x8769: "camera settings (the Exif sub-directory)", 0x8825: "GPS position"}
+
+
+def _tiff_directory(exif: bytes | None, meta: PhotoMetadata, notes: list[str]) -> Image.Exif:
+    """Pillow's TIFF writer takes one directory of extra tags: the EXIF entries, plus XMP and IPTC. libtiff, which
+    compresses, cannot be given EXIF's sub-directories (Pillow fails with "Error setting from dictionary"): those
+    stay out, with a warning (XMP usually repeats them)."""
+    directory = Image.Exif()
+    if exif:
+        directory.load(exif)
+    for tag, what in _SUB_DIRECTORIES.items():
+        if tag in directory:
+            del directory[tag]
+            notes.append(f"TIFF output: EXIF {what} not carried")
+    directory.update(tiff_tags(meta))
+    return directory
 
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never a half-grey output

@@ -14,6 +14,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from .photo_metadata import PhotoMetadata, png_chunks
+
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BAND_ROWS = 64
 _COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # planes -> PNG colour type (grey, grey+alpha, RGB, RGBA)
@@ -24,9 +26,9 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def write_png(out: BinaryIO, pixels: np.ndarray, alpha: np.ndarray | None = None, icc_profile: bytes | None = None,
-              exif: bytes | None = None, compress_level: int = 6) -> int:
+              exif: bytes | None = None, compress_level: int = 6, metadata: PhotoMetadata | None = None) -> int:
     """Write ``pixels`` (HxWxC, C 1 or 3, uint8 or uint16) and optional ``alpha`` (HxW, same dtype) as a PNG to
-    the binary stream ``out``; returns the bytes written."""
+    the binary stream ``out``, with XMP and IPTC text chunks from ``metadata``; returns the bytes written."""
     if pixels.ndim != 3 or pixels.dtype not in (np.uint8, np.uint16) or (
             alpha is not None and (alpha.shape != pixels.shape[:2] or alpha.dtype != pixels.dtype)):
         raise ValueError(f"expected HxWxC uint8/uint16 pixels and a matching HxW alpha, got {pixels.dtype} "
@@ -41,6 +43,8 @@ def write_png(out: BinaryIO, pixels: np.ndarray, alpha: np.ndarray | None = None
         header.append(_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile)))
     if exif:
         header.append(_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
+    if metadata is not None:
+        header += png_chunks(metadata, _chunk)
     written = 0
     for part in header:
         written += out.write(part)
