@@ -153,6 +153,13 @@ EXPECTED = (ImageError, MemoryError, OSError)
 """What `failure_message` turns into a failed result."""
 
 
+def factor_of(job: Job, options: UpscaleOptions, model_scale: int) -> float:
+    """The factor the model runs at for this file (exact sizes make it per file), for memory predictions."""
+    if job.size is None or options.size is None:
+        return options.factor_for(model_scale)
+    return max(1.0, options.target(model_scale, job.size).factor)
+
+
 def check_fits(job: Job, factor: float, room: Budget) -> None:
     """Refuse, before decoding, a file predicted not to fit (ImageError naming the need and the limit)."""
     need = job.need(factor)
@@ -180,8 +187,8 @@ def upscale_jobs(model: UpscaleModel | AutoModel, pictures: list[Picture], optio
         for i, out in zip(mine, upscale_pictures(runner, [pictures[i] for i in mine], options, on_pixels),
                           strict=True):
             upscaled[i] = out
-    for picture, (runner, why), result, out in zip(pictures, chosen, results, upscaled, strict=True):
-        result.upscaled(out.size, picture.warnings, runner.path.stem, why)
+    for (runner, why), result, out in zip(chosen, results, upscaled, strict=True):
+        result.upscaled(out.size, out.warnings, runner.path.stem, why)  # the decoder's warnings, and the resize's
     return upscaled
 
 
@@ -209,7 +216,7 @@ def run_job(model: UpscaleModel | AutoModel, job: Job, options: UpscaleOptions, 
     start = time.perf_counter()
     return_large_blocks_to_the_system()
     try:
-        check_fits(job, options.factor_for(model.scale), budget(output.max_memory))
+        check_fits(job, factor_of(job, options, model.scale), budget(output.max_memory))
         picture = decode_job(job, output)
         result.input_size = picture.size
         seconds["decode"], start, step = time.perf_counter() - start, time.perf_counter(), "upscale"

@@ -17,6 +17,7 @@ from .contract import TilingKind
 from .images import Picture
 from .model import UpscaleModel
 from .pixels import SAMPLE_PEAKS, from_unit_float, uint16_to_uint8
+from .sizing import SizeRequest, Target, target_for
 from .tiling import upscale_arrays
 
 
@@ -32,10 +33,20 @@ class UpscaleOptions:
     batch_size: int | None = None
     """Most equal-shaped windows per model call; None: as many as `tiling.max_batch_pixels` allows (at most
     `tiling.AUTO_BATCH`): two automatic tiles of a large image, dozens of thumbnails."""
+    size: SizeRequest | None = None
+    """An exact output size instead of a factor (`sizing`): each picture's factor follows from its own size."""
+
+    def __post_init__(self) -> None:
+        if self.factor is not None and self.size is not None:
+            raise ValueError("--scale and an exact size (--width, --height, --long-side): give one of them")
 
     def factor_for(self, model_scale: int) -> float:
         """The overall factor a model of ``model_scale`` runs at: ``factor``, else the model's own scale."""
         return self.factor or float(model_scale)
+
+    def target(self, model_scale: int, size: tuple[int, int]) -> Target:
+        """What a picture of ``size`` (width, height) becomes: the factor to reach, the resize, the crop."""
+        return target_for(size[0], size[1], self.factor, self.size, model_scale)
 
 
 def passes_needed(model_scale: int, factor: float) -> int:
@@ -92,34 +103,57 @@ def upscale_picture(model: UpscaleModel, picture: Picture, options: UpscaleOptio
 def upscale_pictures(model: UpscaleModel, pictures: list[Picture], options: UpscaleOptions = UpscaleOptions(),
                      on_pixels: Callable[[int], None] | None = None) -> list[Picture]:
     """`upscale_picture` for several pictures at once, their windows of equal shape batched together
-    (`tiling.upscale_arrays`): each result is the one the picture gets alone, at a fraction of the calls."""
-    factor = options.factor_for(model.scale)
+    (`tiling.upscale_arrays`): each result is the one the picture gets alone, at a fraction of the calls.
+    Pictures whose targets need different factors (exact sizes, `sizing`) run in a group each."""
+    targets = [options.target(model.scale, p.size) for p in pictures]
+    done: list[Picture | None] = [None] * len(pictures)
+    for factor in dict.fromkeys(t.factor for t in targets):
+        mine = [i for i, t in enumerate(targets) if t.factor == factor]
+        for i, out in zip(mine, _upscale_group(model, [pictures[i] for i in mine], [targets[i] for i in mine],
+                                              options, on_pixels), strict=True):
+            done[i] = out
+    return done  # type: ignore[return-value]
+
+
+def _upscale_group(model: UpscaleModel, pictures: list[Picture], targets: list[Target], options: UpscaleOptions,
+                   on_pixels: Callable[[int], None] | None) -> list[Picture]:
+    """Pictures of one factor: the model passes it needs (none when it makes nothing larger), then `_finish`."""
+    factor = targets[0].factor
+    if not targets[0].runs_model:
+        return [_finish(p, p.pixels, t, False, f"downscale only: {p.size[0]}x{p.size[1]} to {t.size[0]}x{t.size[1]} "
+                        "by one Lanczos resize; the model was not run") for p, t in zip(pictures, targets, strict=True)]
     passes = passes_needed(model.scale, factor)
-    exact = factor == model.scale ** passes
+    reach = model.scale ** passes
+    exact = [factor == reach and t.crop is None and t.resize == (p.size[0] * reach, p.size[1] * reach)
+             for p, t in zip(pictures, targets, strict=True)]
     colours = [np.repeat(p.pixels, 3, axis=2) if p.pixels.shape[2] == 1 else p.pixels for p in pictures]
     for i in range(passes):
         # Between passes and before a final resize, keep 16 bits so no precision is lost on the way.
-        dtypes = [p.pixels.dtype if exact and i == passes - 1 else np.uint16 for p in pictures]
+        dtypes = [p.pixels.dtype if e and i == passes - 1 else np.uint16 for p, e in zip(pictures, exact, strict=True)]
         colours = upscale_arrays(model, colours, model.scale, model.info.tile_overlap, _tile_option(model, options),
                                  options.batch_size, dtypes, on_pixels if i == 0 else None,
                                  model.info.fixed_window, model.info.multiple_of)
-    return [_finish(picture, colour, factor, exact) for picture, colour in zip(pictures, colours, strict=True)]
+    return [_finish(p, colour, t, e) for p, colour, t, e in zip(pictures, colours, targets, exact, strict=True)]
 
 
-def _finish(picture: Picture, colour: np.ndarray, factor: float, exact: bool) -> Picture:
-    """Grey back to one channel, the final resize to the exact size, alpha alongside."""
-    h, w = picture.pixels.shape[:2]
-    target_w, target_h = round(w * factor), round(h * factor)
-    if picture.pixels.shape[2] == 1:
+def _finish(picture: Picture, colour: np.ndarray, target: Target, exact: bool, note: str | None = None) -> Picture:
+    """Grey back to one channel, the one resize to the target (unless the passes landed on it), the crop of
+    ``cover``, alpha alongside."""
+    if picture.pixels.shape[2] == 1 and colour.shape[2] == 3:
         colour = np.round(colour.astype(np.float32).mean(axis=2, keepdims=True)).astype(colour.dtype)
     if not exact:
-        colour = resize_lanczos(colour, target_w, target_h)
+        colour = resize_lanczos(colour, *target.resize)
         if colour.dtype != picture.pixels.dtype:
             colour = _requantise(colour, picture.pixels.dtype)
     alpha = picture.alpha
     if alpha is not None:
-        alpha = resize_alpha(alpha, target_w, target_h)
-    return replace(picture, pixels=colour, alpha=alpha, warnings=list(picture.warnings))
+        alpha = resize_alpha(alpha, *target.resize)
+    if target.crop is not None:
+        left, top, right, bottom = target.crop
+        colour = np.ascontiguousarray(colour[top:bottom, left:right])
+        alpha = None if alpha is None else np.ascontiguousarray(alpha[top:bottom, left:right])
+    notes = list(picture.warnings) + ([note] if note else [])
+    return replace(picture, pixels=colour, alpha=alpha, warnings=notes)
 
 
 def _requantise(planes: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -33,6 +33,7 @@ from .job import (
     Status,
     check_fits,
     decode_job,
+    factor_of,
     failure_message,
     new_result,
     upscale_jobs,
@@ -132,7 +133,6 @@ def run_pipelined(
     is decoded, and the next file waits until enough of the others are written."""
     if workers is None:
         workers = IOWorkers.for_device(model.device.kind)
-    factor = options.factor_for(model.scale)
     return_large_blocks_to_the_system()
     room = budget(output.max_memory)
     needs: dict[int, int] = {}  # id(job) -> predicted bytes, for the jobs in flight
@@ -149,11 +149,11 @@ def run_pipelined(
         nonlocal next_job
         while next_job < len(jobs) and len(decoding) < (GROUP if _small(jobs[next_job]) else decode_ahead):
             job = jobs[next_job]
-            need = job.need(factor) or 0
+            need = job.need(factor_of(job, options, model.scale)) or 0
             if needs and sum(needs.values()) + need > room.available and need <= room.available:
                 return  # it fits alone, not beside the images in flight: it waits for them
             needs[id(job)] = need if need <= room.available else 0  # a refused file holds nothing
-            decoding.append((job, decoder.submit(_decode, job, output, factor, room)))
+            decoding.append((job, decoder.submit(_decode, job, output, factor_of(job, options, model.scale), room)))
             next_job += 1
 
     full = threading.Event()  # set by the write that found no space, before any other write starts

@@ -100,9 +100,11 @@ def plan_entries(listing: Listing, options: OutputOptions) -> tuple[list[Job], l
     return jobs, known
 
 
-def redo_incomplete(jobs: list[Job], known: list[FileResult], factor: float) -> tuple[list[Job], list[FileResult]]:
-    """Skipped local outputs that are not finished results of this run (not an image, another size, cut short)
-    become jobs again, with a note saying why; the others stay skipped."""
+def redo_incomplete(jobs: list[Job], known: list[FileResult],
+                    output_size: Callable[[tuple[int, int]], tuple[int, int]]) -> tuple[list[Job], list[FileResult]]:
+    """Skipped local outputs that are not finished results of this run (not an image, another size than
+    ``output_size`` of the input's, cut short) become jobs again, with a note saying why; the others stay
+    skipped."""
     redo, kept = [], []
     for result in known:
         if result.status != Status.SKIPPED:
@@ -115,7 +117,7 @@ def redo_incomplete(jobs: list[Job], known: list[FileResult], factor: float) -> 
         except ImageError:  # the input changed since planning: leave the output alone
             kept.append(result)
             continue
-        why = incomplete_output(target, (round(width * factor), round(height * factor)))
+        why = incomplete_output(target, output_size((width, height)))
         if why is None:
             kept.append(result)
         else:

@@ -74,9 +74,8 @@ def run_directory(input_dir: str | Path, output_dir: str | Path, model: str | No
     model_path = "auto" if isinstance(loaded, AutoModel) else str(loaded.path)
     if observer:
         observer.model_ready(loaded)
-    factor = options.factor_for(loaded.scale)
     if uris is None and not output.overwrite:
-        jobs, results = redo_incomplete(jobs, results, factor)
+        jobs, results = redo_incomplete(jobs, results, lambda size: options.target(loaded.scale, size).size)
     # Before any image: an output folder or report that cannot be written is one refusal, not one per file
     # after all the work (after the model, so that a model or device refusal leaves no folder behind).
     if uris is None:

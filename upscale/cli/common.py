@@ -9,8 +9,11 @@ import typer
 
 from ..auto import AutoModel
 from ..engines import ModelSpec
+from ..errors import UsageError
 from ..memory import parse_size
 from ..model import UpscaleModel
+from ..picture import UpscaleOptions
+from ..sizing import Fit, SizeRequest
 from ..terminal import note
 
 ModelOption = Annotated[
@@ -31,6 +34,15 @@ ScaleOption = Annotated[
     float | None,
     typer.Option("--scale", "-s", min=0.01, help="Overall factor (any value); default: the model's own scale."),
 ]
+WidthOption = Annotated[int | None, typer.Option(
+    "--width", min=1, show_default=False, help="Exact output width; alone, the height follows the aspect.")]
+HeightOption = Annotated[int | None, typer.Option(
+    "--height", min=1, show_default=False, help="Exact output height; alone, the width follows the aspect.")]
+LongSideOption = Annotated[int | None, typer.Option(
+    "--long-side", min=1, show_default=False, help="Exact length of the longer side; the other follows the aspect.")]
+FitOption = Annotated[Fit | None, typer.Option(
+    "--fit", show_default="contain", help="With --width and --height: contain (inside, aspect kept), cover "
+                                          "(fill, aspect kept, centre cropped) or stretch (exactly, aspect not kept).")]
 BatchOption = Annotated[int | None, typer.Option(
     "--batch-size", min=1, show_default="automatic",
     help="Most equal-shaped tiles (or small images) per model call; default: as many as the memory bound allows, "
@@ -56,6 +68,16 @@ MaxMemoryOption = Annotated[
 ThreadsOption = Annotated[
     int | None, typer.Option("--threads", min=1, help="onnxruntime intra-op threads (default: all cores).")
 ]
+
+
+def upscale_options(scale: float | None, tile: int | None, batch_size: int | None, width: int | None = None,
+                    height: int | None = None, long_side: int | None = None, fit: Fit | None = None) -> UpscaleOptions:
+    """The options of a run; a size request that cannot be met (or one given with --scale) is a usage error."""
+    try:
+        size = SizeRequest(width, height, long_side, fit) if (width or height or long_side or fit) else None
+        return UpscaleOptions(scale, tile, batch_size, size)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def describe_model(loaded: UpscaleModel | AutoModel) -> str:

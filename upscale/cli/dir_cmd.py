@@ -14,12 +14,14 @@ import typer
 from ..engines import RayOptions
 from ..images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION
 from ..job import OutputOptions, Status
-from ..picture import UpscaleOptions
 from ..runner import run_directory
 from ..terminal import error_boundary, note
 from .common import (
     BatchOption,
     DeviceOption,
+    FitOption,
+    HeightOption,
+    LongSideOption,
     MaxMemoryOption,
     ModelOption,
     PngCompressionOption,
@@ -27,6 +29,8 @@ from .common import (
     ScaleOption,
     ThreadsOption,
     TileOption,
+    WidthOption,
+    upscale_options,
 )
 from .progress import BatchProgress
 
@@ -51,6 +55,10 @@ def dir_command(
     model: ModelOption = None,
     device: DeviceOption = "auto",
     scale: ScaleOption = None,
+    width: WidthOption = None,
+    height: HeightOption = None,
+    long_side: LongSideOption = None,
+    fit: FitOption = None,
     tile: TileOption = None,
     batch_size: BatchOption = None,
     threads: ThreadsOption = None,
@@ -76,9 +84,10 @@ def dir_command(
 ) -> None:
     """Upscale every image in INPUT_DIR into OUTPUT_DIR. Exit 0 if all succeeded, 1 if any failed."""
     with error_boundary():
+        options = upscale_options(scale, tile, batch_size, width, height, long_side, fit)
         run = run_directory(
             input_dir, output_dir, model, device=device, threads=threads,
-            options=UpscaleOptions(scale, tile, batch_size),
+            options=options,
             output=OutputOptions(fmt.value, quality, png_compression, suffix, overwrite, recursive, max_pixels,
                                  max_memory),
             engine=engine.value, ray=RayOptions(ray_address, ray_workers, ray_cpus_per_worker), report=report,

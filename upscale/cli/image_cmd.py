@@ -10,11 +10,13 @@ import typer
 from ..errors import UsageError
 from ..images import DEFAULT_PNG_COMPRESSION, EXTENSIONS, probe_header
 from ..job import Job, OutputOptions, run_job
-from ..picture import UpscaleOptions
 from ..terminal import error, error_boundary, note, warning
 from .common import (
     BatchOption,
     DeviceOption,
+    FitOption,
+    HeightOption,
+    LongSideOption,
     MaxMemoryOption,
     ModelOption,
     PngCompressionOption,
@@ -22,7 +24,9 @@ from .common import (
     ScaleOption,
     ThreadsOption,
     TileOption,
+    WidthOption,
     open_model,
+    upscale_options,
 )
 
 
@@ -39,6 +43,10 @@ def image_command(
     model: ModelOption = None,
     device: DeviceOption = "auto",
     scale: ScaleOption = None,
+    width: WidthOption = None,
+    height: HeightOption = None,
+    long_side: LongSideOption = None,
+    fit: FitOption = None,
     tile: TileOption = None,
     batch_size: BatchOption = None,
     threads: ThreadsOption = None,
@@ -53,13 +61,14 @@ def image_command(
         if output_file.exists() and not overwrite:
             raise UsageError(f"{output_file}: exists (use --overwrite to replace it)")
         fmt = _format_for(output_file)
+        options = upscale_options(scale, tile, batch_size, width, height, long_side, fit)
         size, _, deep = probe_header(input_file)
         loaded = open_model(model or "auto", device, threads, quiet, scale)
         output = OutputOptions(quality=quality, png_compression=png_compression, overwrite=True,
                                max_memory=max_memory)
         job = Job(input_file, output_file, fmt, size, deep)
         try:
-            result = run_job(loaded, job, UpscaleOptions(scale, tile, batch_size), output)
+            result = run_job(loaded, job, options, output)
         except KeyboardInterrupt:
             note("interrupted")
             raise typer.Exit(130) from None
