@@ -61,6 +61,7 @@ class UpscaleModel:
         # images in 13.8-14.0 s against 15.5-15.9 s (PNG level 6, benchmarks/throughput.py's images).
         # A single tile (a small image) still gets every thread, from `session`.
         self.lanes = lanes or []
+        self.blend = ""  # for --strength: which two models, at which strength
         self._lane_pool = ThreadPoolExecutor(len(self.lanes), "upscale-lane") if len(self.lanes) > 1 else None
         inp = session.get_inputs()[0]
         self.input_name = inp.name
@@ -132,16 +133,17 @@ def _check_signature(session: ort.InferenceSession, path: Path) -> None:
 
 
 def load_model(model: str | os.PathLike[str] = "default", device: str = "auto",
-               threads: int | None = None) -> UpscaleModel:
+               threads: int | None = None, data: bytes | None = None, blend: str = "") -> UpscaleModel:
     """Load a bundled model by name, or an ONNX file by path, on ``auto``/``cpu``/``cuda[:N]``.
 
-    ``auto`` uses CUDA only when a trial session really runs on it; otherwise the CPU, quietly.
+    ``auto`` uses CUDA only when a trial session really runs on it; otherwise the CPU, quietly. ``data``: the
+    model's bytes made in memory from that file (``--strength``'s blend, `upscale.strength`), named by ``blend``.
     """
     path = resolve_model_path(model)
     resolved, trial = resolve_device(device)
     options = _session_options(threads)
     try:
-        data = path.read_bytes()
+        data = path.read_bytes() if data is None else data
     except OSError as exc:
         raise ModelError(f"{path}: cannot read model: {exc.strerror or exc}") from None
     # onnxruntime resolves (and checks) external weights beside a model loaded by its path, not from bytes
@@ -171,7 +173,9 @@ def load_model(model: str | os.PathLike[str] = "default", device: str = "auto",
     lanes = []
     if resolved.kind == "cpu" and cores >= _LANES:
         lanes = [quiet_session(source, resolved, _session_options(cores // _LANES)) for _ in range(_LANES)]
-    return UpscaleModel(path, session, replace(info), resolved, lanes)
+    loaded = UpscaleModel(path, session, replace(info), resolved, lanes)
+    loaded.blend = blend
+    return loaded
 
 
 def _cpu_count() -> int:

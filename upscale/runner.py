@@ -50,6 +50,7 @@ def _as_uri(location: str) -> str:
 
 
 def run_directory(input_dir: str | Path, output_dir: str | Path, model: str | None = None, *, device: str = "auto",
+                  strength: float | None = None,
                   threads: int | None = None, options: UpscaleOptions | None = None,
                   output: OutputOptions | None = None, engine: str = "local", ray: RayOptions | None = None,
                   report: Path | None = None, observer: Observer | None = None) -> FolderRun:
@@ -64,14 +65,14 @@ def run_directory(input_dir: str | Path, output_dir: str | Path, model: str | No
     options, output = options or UpscaleOptions(), output or OutputOptions()
     input_dir, output_dir = str(input_dir), str(output_dir)
     uris = (_as_uri(input_dir), _as_uri(output_dir)) if is_uri(input_dir) or is_uri(output_dir) else None
-    spec = ModelSpec(model or "auto", device, threads, options.factor)
+    spec = ModelSpec(model or "auto", device, threads, options.factor, strength)
     runner = make_engine(engine, spec, options, output, ray, uris)  # refusals before any listing
     if uris is not None:
         jobs, results = plan_remote(*uris, output)
     else:
         jobs, results = plan_directory(Path(input_dir), Path(output_dir), output)
     loaded = runner.load()
-    model_path = "auto" if isinstance(loaded, AutoModel) else str(loaded.path)
+    model_path = "auto" if isinstance(loaded, AutoModel) else (loaded.blend or str(loaded.path))
     if observer:
         observer.model_ready(loaded)
     if uris is None and not output.overwrite:

@@ -101,7 +101,7 @@ _CHILDREN = {
 }
 
 
-def _fields(data: memoryview):
+def protobuf_fields(data: memoryview):
     """(field number, wire type, value) of one protobuf message; value is an int or a memoryview."""
     pos, end = 0, len(data)
 
@@ -143,7 +143,7 @@ def onnx_external_locations(data: bytes) -> list[str]:
         message, kind = stack.pop()
         children = _CHILDREN.get(kind, {})
         entry: dict[str, str] = {}
-        for number, wire, value in _fields(message):
+        for number, wire, value in protobuf_fields(message):
             if wire != 2:
                 continue
             if kind == _ENTRY and number in (1, 2):

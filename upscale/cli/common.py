@@ -43,6 +43,10 @@ LongSideOption = Annotated[int | None, typer.Option(
 FitOption = Annotated[Fit | None, typer.Option(
     "--fit", show_default="contain", help="With --width and --height: contain (inside, aspect kept), cover "
                                           "(fill, aspect kept, centre cropped) or stretch (exactly, aspect not kept).")]
+StrengthOption = Annotated[float | None, typer.Option(
+    "--strength", min=0.0, max=1.0, show_default=False,
+    help="Denoise strength 0..1: the clean model (0) and the photo model (1) of the scale, blended (with -m, "
+         "that model's pair).")]
 BatchOption = Annotated[int | None, typer.Option(
     "--batch-size", min=1, show_default="automatic",
     help="Most equal-shaped tiles (or small images) per model call; default: as many as the memory bound allows, "
@@ -88,6 +92,8 @@ def describe_model(loaded: UpscaleModel | AutoModel) -> str:
                   else f"{clean} for every picture (no photo model at x{loaded.scale})")
         return f"model auto: {choice}, on {loaded.clean.device}"
     info = loaded.info
+    if getattr(loaded, "blend", ""):
+        return f"model {loaded.blend} x{info.scale} ({info.architecture}) on {loaded.device}"
     guessed = "" if info.has_metadata else " (no metadata: scale probed, default tile overlap)"
     return f"model {loaded.path.name} x{info.scale} ({info.architecture}) on {loaded.device}{guessed}"
 
@@ -96,13 +102,14 @@ def model_label(loaded: UpscaleModel | AutoModel) -> str:
     """The model's name as results tables show it: its file, or auto's pair."""
     if isinstance(loaded, AutoModel):
         return f"auto ({loaded.clean.path.stem}" + (f" / {loaded.photo.path.stem})" if loaded.photo else ")")
-    return str(loaded.path)
+    return loaded.blend or str(loaded.path)
 
 
 def open_model(model: str, device: str, threads: int | None, quiet: bool = False,
-               factor: float | None = None) -> UpscaleModel | AutoModel:
-    """Load the model (or, for ``auto``, the pair for ``factor``) and say, in one line on stderr, what runs where."""
-    loaded = ModelSpec(model, device, threads, factor).load()
+               factor: float | None = None, strength: float | None = None) -> UpscaleModel | AutoModel:
+    """Load the model (or, for ``auto``, the pair for ``factor``; with ``strength``, the blend of its clean and
+    photo pair) and say, in one line on stderr, what runs where."""
+    loaded = ModelSpec(model, device, threads, factor, strength).load()
     if not quiet:
         note(describe_model(loaded))
     return loaded

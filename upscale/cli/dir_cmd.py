@@ -27,6 +27,7 @@ from .common import (
     PngCompressionOption,
     QualityOption,
     ScaleOption,
+    StrengthOption,
     ThreadsOption,
     TileOption,
     WidthOption,
@@ -59,6 +60,7 @@ def dir_command(
     height: HeightOption = None,
     long_side: LongSideOption = None,
     fit: FitOption = None,
+    strength: StrengthOption = None,
     tile: TileOption = None,
     batch_size: BatchOption = None,
     threads: ThreadsOption = None,
@@ -86,7 +88,7 @@ def dir_command(
     with error_boundary():
         options = upscale_options(scale, tile, batch_size, width, height, long_side, fit)
         run = run_directory(
-            input_dir, output_dir, model, device=device, threads=threads,
+            input_dir, output_dir, model, device=device, threads=threads, strength=strength,
             options=options,
             output=OutputOptions(fmt.value, quality, png_compression, suffix, overwrite, recursive, max_pixels,
                                  max_memory),

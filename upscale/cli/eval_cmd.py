@@ -14,7 +14,7 @@ from ..errors import UsageError
 from ..evaluate import as_json, bicubic_upscaler, evaluate, model_upscaler, summarise
 from ..files import write_atomic
 from ..terminal import error_boundary, out, warning
-from .common import DeviceOption, ThreadsOption, TileOption, model_label, open_model
+from .common import DeviceOption, StrengthOption, ThreadsOption, TileOption, model_label, open_model
 
 
 def eval_command(
@@ -26,6 +26,7 @@ def eval_command(
     device: DeviceOption = "auto",
     tile: TileOption = None,
     threads: ThreadsOption = None,
+    strength: StrengthOption = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the scores as JSON here.")] = None,
     per_image: Annotated[bool, typer.Option("--per-image", help="Print every image, not only the means.")] = False,
     degrade: Annotated[list[str], typer.Option(
@@ -45,7 +46,7 @@ def eval_command(
         if model == "bicubic":
             upscaler, label = bicubic_upscaler(scale), "bicubic (MATLAB imresize)"
         else:
-            loaded = open_model(model, device, threads, factor=scale)
+            loaded = open_model(model, device, threads, factor=scale, strength=strength)
             upscaler, label = model_upscaler(loaded, scale, tile), model_label(loaded)
             if loaded.scale != scale:  # allowed (it is what `upscale dir --scale` does), but not the model's own score
                 warning(f"{label} is a {loaded.scale}x model: scoring it at x{scale} runs it and resizes "

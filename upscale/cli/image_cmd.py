@@ -22,6 +22,7 @@ from .common import (
     PngCompressionOption,
     QualityOption,
     ScaleOption,
+    StrengthOption,
     ThreadsOption,
     TileOption,
     WidthOption,
@@ -47,6 +48,7 @@ def image_command(
     height: HeightOption = None,
     long_side: LongSideOption = None,
     fit: FitOption = None,
+    strength: StrengthOption = None,
     tile: TileOption = None,
     batch_size: BatchOption = None,
     threads: ThreadsOption = None,
@@ -63,7 +65,7 @@ def image_command(
         fmt = _format_for(output_file)
         options = upscale_options(scale, tile, batch_size, width, height, long_side, fit)
         size, _, deep = probe_header(input_file)
-        loaded = open_model(model or "auto", device, threads, quiet, scale)
+        loaded = open_model(model or "auto", device, threads, quiet, scale, strength)
         output = OutputOptions(quality=quality, png_compression=png_compression, overwrite=True,
                                max_memory=max_memory)
         job = Job(input_file, output_file, fmt, size, deep)

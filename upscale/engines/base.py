@@ -22,8 +22,13 @@ class ModelSpec:
     device: str
     threads: int | None
     factor: float | None  # --scale: auto picks the x2 or x4 pair by it
+    strength: float | None = None  # --strength: the clean and photo pair of the model, blended
 
     def load(self) -> UpscaleModel | AutoModel:
+        if self.strength is not None:
+            from ..strength import load_blended
+
+            return load_blended(self.name, self.strength, self.factor, self.device, self.threads)
         if self.name == "auto":
             return load_auto(self.factor, self.device, self.threads)
         return load_model(self.name, self.device, self.threads)

@@ -17,7 +17,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..auto import AutoModel
@@ -74,7 +74,7 @@ class RayEngine:
     def load(self) -> UpscaleModel | AutoModel:
         """The driver's copy, on this machine's CPU: it checks the model (a bad file is one refusal, not one per
         file) and tells its scale; the workers load theirs on the requested device."""
-        return ModelSpec(self.spec.name, "cpu", 1, self.spec.factor).load()
+        return replace(self.spec, device="cpu", threads=1).load()
 
     def run(self, jobs: list[Job], on_result: OnResult, on_started: Callable[[Job], None] | None = None,
             on_pixels: Callable[[int], None] | None = None) -> None:
@@ -95,8 +95,8 @@ class RayEngine:
         if workers is None:
             resources = ray.cluster_resources()
             workers = int(resources.get("GPU", 1)) if gpu else max(1, int(resources.get("CPU", 1) // cpus))
-        spec = ModelSpec(self.spec.name, "cuda" if gpu else self.spec.device,
-                         self.spec.threads or max(1, int(cpus)), self.spec.factor)
+        spec = replace(self.spec, device="cuda" if gpu else self.spec.device,
+                       threads=self.spec.threads or max(1, int(cpus)))
         task = ray.remote(upscale_files).options(num_cpus=cpus, num_gpus=1 if gpu else 0, max_retries=0)
         waiting: deque[tuple[int, int]] = deque((i, 1) for i in range(len(jobs)))  # (job index, attempt)
         running: dict[object, tuple[int, int]] = {}
