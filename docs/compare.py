@@ -2,6 +2,7 @@
 
     python docs/compare.py --model default --out docs/comparison.png [--image HR.png] [--crop X,Y,SIZE]
     python docs/compare.py --model default --model photo-x2 --degrade jpeg:50 --out docs/comparison-photo.png
+    python docs/compare.py --strength 0 --strength 0.5 --strength 1 --degrade jpeg:50 --out docs/strength.png
 
 The ground truth is a high-resolution photograph (by default scikit-image's public-domain "astronaut"
 sample, so no dataset image is copied into the repository). It is downscaled with the same MATLAB-style
@@ -28,6 +29,8 @@ from upscale.metrics import y_psnr_ssim
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", help="model name or path (repeatable; default: default)")
+    parser.add_argument("--strength", action="append", type=float,
+                        help="a panel of the clean and photo x2 models blended at this strength (repeatable)")
     parser.add_argument("--degrade", default="clean", help="degradation of the LR input, e.g. jpeg:50")
     parser.add_argument("--image", type=Path, help="HR image (default: scikit-image's astronaut)")
     parser.add_argument("--crop", default="180,60,96", help="X,Y,SIZE of the crop in HR pixels")
@@ -41,14 +44,20 @@ def main() -> None:
         from skimage import data
 
         hr = data.astronaut()
-    models = [load_model(name, "cpu") for name in args.model or ["default"]]
+    if args.strength:
+        from upscale.strength import load_blended
+
+        models = [load_blended(None, strength, 2, "cpu") for strength in args.strength]
+    else:
+        models = [load_model(name, "cpu") for name in args.model or ["default"]]
     s = models[0].scale
     hr = hr[: hr.shape[0] - hr.shape[0] % s, : hr.shape[1] - hr.shape[1] % s]
     lr = apply_spec(imresize(hr, 1 / s), parse_spec(args.degrade), image_seed("compare"))
     degraded = "" if args.degrade == "clean" else f" ({args.degrade} input)"
     panels = {f"bicubic{degraded}": imresize(lr, s)}
     for model in models:
-        panels[f"{model.path.stem}"] = model_upscaler(model, s)(lr)
+        name = f"strength {model.blend.rsplit(' ', 1)[-1]}" if model.blend else model.path.stem
+        panels[name] = model_upscaler(model, s)(lr)
     panels["ground truth"] = hr
     x, y, size = (int(v) for v in args.crop.split(","))
     tiles = []

@@ -20,6 +20,8 @@ from .deep_color import deep_color_rawmode, is_tiff, read_deep_color, read_tiff,
 from .errors import ImageError
 from .evidence import jpeg_quality
 from .files import Publication, open_atomic, write_atomic
+from .formats import EXTENSIONS as OPTIONAL_EXTS
+from .formats import encode_deep_heif, missing, read_deep_heif, register_installed
 from .photo_metadata import (
     TIFF_IPTC,
     TIFF_XMP,
@@ -44,9 +46,10 @@ DEFAULT_PNG_COMPRESSION = 1
 encodes about 5x faster than Pillow's default 6 for files about 15% larger; PNG stays lossless either way."""
 
 _ORIENTATION_TAG = 0x0112
-FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP", "tiff": "TIFF"}
+FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP", "tiff": "TIFF", "avif": "AVIF", "heic": "HEIF",
+           "jxl": "JXL"}
 EXTENSIONS = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg"), "WEBP": (".webp",), "TIFF": (".tif", ".tiff"),
-              "BMP": (".bmp",)}
+              "BMP": (".bmp",), "AVIF": (".avif",), "HEIF": (".heic", ".heif"), "JXL": (".jxl",)}
 """Formats we write, with the extensions that name them (the first is the one we create)."""
 
 
@@ -98,6 +101,7 @@ def probe_header(path: Path) -> tuple[tuple[int, int], str, bool]:
     png = _png_header(path)
     if png is not None:
         return png
+    _check_plugin(Path(path))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -200,6 +204,7 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
     try:
         if path.stat().st_size == 0:
             raise ImageError(path, "empty file")
+        _check_plugin(path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(path) as im:
@@ -239,7 +244,11 @@ def _decode(path: Path, im: Image.Image) -> Picture:
     source_format = im.format
     alpha: np.ndarray | None = None
 
-    if deep:
+    heif16 = read_deep_heif(path) if source_format == "HEIF" and im.info.get("bit_depth", 8) > 8 else None
+    if heif16 is not None:
+        has_alpha = heif16.shape[2] in (2, 4)
+        pixels, alpha = (heif16[..., :-1], heif16[..., -1]) if has_alpha else (heif16, None)
+    elif deep:
         data = read_deep_color(path, deep)
         has_alpha = data.shape[2] in (2, 4)
         pixels, alpha = (data[..., :-1], data[..., -1]) if has_alpha else (data, None)
@@ -350,13 +359,23 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
 
 
 def image_extensions() -> set[str]:
-    """Lower-case extensions Pillow can open."""
-    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+    """Lower-case extensions Pillow can open, and the modern formats' whether or not their plugin is installed
+    (a file of one is then a failure naming the extra, not an ignored file)."""
+    register_installed()
+    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN} | set(OPTIONAL_EXTS)
 
 
 def format_of_extension(suffix: str) -> str | None:
     """The Pillow format an extension names (``.jpg`` -> ``JPEG``), for when no header was read."""
-    return Image.registered_extensions().get(suffix.lower())
+    return Image.registered_extensions().get(suffix.lower()) or OPTIONAL_EXTS.get(suffix.lower())
+
+
+def _check_plugin(path: Path) -> None:
+    """A modern format's file without its plugin: one failure naming the extra."""
+    fmt = OPTIONAL_EXTS.get(path.suffix.lower())
+    why = missing(fmt) if fmt else None
+    if why:
+        raise ImageError(path, why)
 
 
 def output_format(choice: str, source_format: str | None) -> str:
@@ -367,7 +386,8 @@ def output_format(choice: str, source_format: str | None) -> str:
     return fmt if fmt in EXTENSIONS else "PNG"
 
 
-def _to_pillow(picture: Picture, fmt: str, notes: list[str], meta: PhotoMetadata) -> Image.Image | bytes:
+def _to_pillow(picture: Picture, fmt: str, notes: list[str], meta: PhotoMetadata, quality: int = 95,
+               exif: bytes | None = None) -> Image.Image | bytes:
     """A Pillow image to save, or finished PNG bytes for 16-bit colour that Pillow cannot hold."""
     pixels, alpha = picture.pixels, picture.alpha
     deep = pixels.dtype == np.uint16
@@ -380,6 +400,10 @@ def _to_pillow(picture: Picture, fmt: str, notes: list[str], meta: PhotoMetadata
         return _tiff16(planes, picture.icc_profile, meta)
     if deep and gray and alpha is None and fmt == "TIFF":
         return Image.fromarray(np.ascontiguousarray(pixels[..., 0]))  # "I;16"
+    if deep and fmt == "HEIF":
+        colour = np.repeat(pixels, 3, axis=2) if gray else pixels
+        planes = colour if alpha is None else np.concatenate([colour, alpha[..., None]], axis=2)
+        return encode_deep_heif(planes, quality, exif, meta.xmp, picture.icc_profile)
     if deep:
         notes.append(f"{fmt} holds 8 bits per channel: 16-bit precision reduced")
         pixels = uint16_to_uint8(pixels)
@@ -428,19 +452,19 @@ def encode(picture: Picture, fmt: str, quality: int = 95,
         write_png(buffer, picture.pixels, picture.alpha, picture.icc_profile, exif, png_compression, meta)
         return buffer.getvalue(), []
     notes: list[str] = meta.lost_in(fmt)
-    image = _to_pillow(picture, fmt, notes, meta)
+    image = _to_pillow(picture, fmt, notes, meta, quality, exif)
     if isinstance(image, bytes):
         return image, notes
     params: dict[str, object] = {}
     if picture.icc_profile and fmt != "BMP":
         params["icc_profile"] = picture.icc_profile
-    if exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+    if exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF", "AVIF", "HEIF", "JXL"):
         params["exif"] = exif
-    if meta.xmp and fmt == "WEBP":
+    if meta.xmp and fmt in ("WEBP", "AVIF", "HEIF"):
         params["xmp"] = meta.xmp
     if fmt == "TIFF" and (exif or meta.xmp or meta.iptc):
         params["exif"] = _tiff_directory(exif, meta, notes)
-    if fmt in ("JPEG", "WEBP"):
+    if fmt in ("JPEG", "WEBP", "AVIF", "HEIF", "JXL"):
         params["quality"] = quality
     if fmt == "PNG":
         params["compress_level"] = png_compression

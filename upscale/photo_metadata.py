@@ -36,7 +36,8 @@ PNG_IPTC_KEY = "Raw profile type iptc"
 _SEGMENT_DATA = 65533  # bytes of data in one JPEG marker segment (its length field counts itself)
 _EXTENDED_PART = _SEGMENT_DATA - len(EXTENDED_SIGNATURE) - 32 - 8  # payload per extended-XMP segment
 
-HOLDS = {"JPEG": ("XMP", "IPTC"), "PNG": ("XMP", "IPTC"), "TIFF": ("XMP", "IPTC"), "WEBP": ("XMP",)}
+HOLDS = {"JPEG": ("XMP", "IPTC"), "PNG": ("XMP", "IPTC"), "TIFF": ("XMP", "IPTC"), "WEBP": ("XMP",),
+         "AVIF": ("XMP",), "HEIF": ("XMP",)}
 """Which blocks each output format can carry."""
 
 

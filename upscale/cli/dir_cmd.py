@@ -12,7 +12,8 @@ from typing import Annotated
 import typer
 
 from ..engines import RayOptions
-from ..images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION
+from ..formats import require
+from ..images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION, FORMATS
 from ..job import OutputOptions, Status
 from ..runner import run_directory
 from ..terminal import error_boundary, note
@@ -42,6 +43,9 @@ class OutputFormat(str, Enum):
     jpg = "jpg"
     webp = "webp"
     tiff = "tiff"
+    avif = "avif"
+    heic = "heic"
+    jxl = "jxl"
 
 
 class Engine(str, Enum):
@@ -87,6 +91,8 @@ def dir_command(
     """Upscale every image in INPUT_DIR into OUTPUT_DIR. Exit 0 if all succeeded, 1 if any failed."""
     with error_boundary():
         options = upscale_options(scale, tile, batch_size, width, height, long_side, fit)
+        if fmt.value != "same":
+            require(FORMATS[fmt.value])
         run = run_directory(
             input_dir, output_dir, model, device=device, threads=threads, strength=strength,
             options=options,

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UsageError
+from ..formats import require
 from ..images import DEFAULT_PNG_COMPRESSION, EXTENSIONS, probe_header
 from ..job import Job, OutputOptions, run_job
 from ..terminal import error, error_boundary, note, warning
@@ -35,7 +36,8 @@ def _format_for(path: Path) -> str:
     for fmt, extensions in EXTENSIONS.items():
         if path.suffix.lower() in extensions:
             return fmt
-    raise UsageError(f"{path}: cannot tell the output format from the extension (use .png, .jpg, .webp, .tif)")
+    raise UsageError(f"{path}: cannot tell the output format from the extension (use .png, .jpg, .webp, .tif, "
+                     ".avif, .heic or .jxl)")
 
 
 def image_command(
@@ -63,6 +65,7 @@ def image_command(
         if output_file.exists() and not overwrite:
             raise UsageError(f"{output_file}: exists (use --overwrite to replace it)")
         fmt = _format_for(output_file)
+        require(fmt)
         options = upscale_options(scale, tile, batch_size, width, height, long_side, fit)
         size, _, deep = probe_header(input_file)
         loaded = open_model(model or "auto", device, threads, quiet, scale, strength)
