@@ -201,6 +201,25 @@ def open_filesystem(uri: str):
         raise UsageError(f"{uri}: {str(exc).splitlines()[0]}") from None
 
 
+def check_remote_output(out_uri: str) -> None:
+    """The output folder's bucket (or, for file://, folder) exists and this credential may look at it, before any
+    work: a wrong or expired credential or a missing bucket is one UsageError, not one failure per file after
+    all the downloads. (No probe object is written: deleting one makes the store's client leave a folder-marker
+    object behind.)"""
+    from pyarrow import fs as pafs
+
+    out_fs, root = open_filesystem(out_uri)
+    top = root.strip("/").split("/")[0] if not isinstance(out_fs, pafs.LocalFileSystem) else root
+    try:
+        info = out_fs.get_file_info(top)
+    except OSError as exc:
+        raise UsageError(f"{out_uri}: cannot reach the output folder: {str(exc).strip().splitlines()[0]}") from None
+    if isinstance(out_fs, pafs.LocalFileSystem):
+        return
+    if info.type != pafs.FileType.Directory:
+        raise UsageError(f"{out_uri}: cannot write the output folder: the bucket {top!r} does not exist")
+
+
 def list_remote(in_uri: str, out_uri: str, recursive: bool) -> Listing:
     """A folder in an object store (any pyarrow filesystem); no headers read. Paths of jobs and results are the
     paths inside the filesystems (as workers open them)."""

@@ -41,8 +41,8 @@ def run_remote_job(model: UpscaleModel | AutoModel, in_fs, out_fs, job: Job, opt
             return result
         try:
             parent = str(PurePosixPath(target).parent)
-            out_fs.create_dir(parent, recursive=True)
-            if isinstance(out_fs, pafs.LocalFileSystem):
+            if isinstance(out_fs, pafs.LocalFileSystem):  # object stores have no folders: no marker objects
+                out_fs.create_dir(parent, recursive=True)
                 temp = f"{parent}/.{job.output.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
                 with out_fs.open_output_stream(temp) as dst:
                     dst.write(local_out.read_bytes())

@@ -20,7 +20,7 @@ from .files import check_writable, sweep_temp_files
 from .job import FileResult, Job, OutputOptions, summarise, write_report
 from .model import UpscaleModel
 from .picture import UpscaleOptions
-from .planning import is_uri, plan_directory, plan_remote, redo_incomplete
+from .planning import check_remote_output, is_uri, plan_directory, plan_remote, redo_incomplete
 
 __all__ = ["ENGINES", "FolderRun", "Observer", "RayOptions", "run_directory"]
 
@@ -69,6 +69,7 @@ def run_directory(input_dir: str | Path, output_dir: str | Path, model: str | No
     runner = make_engine(engine, spec, options, output, ray, uris)  # refusals before any listing
     if uris is not None:
         jobs, results = plan_remote(*uris, output)
+        check_remote_output(uris[1])
     else:
         jobs, results = plan_directory(Path(input_dir), Path(output_dir), output)
     loaded = runner.load()

@@ -5,6 +5,7 @@ Option parsing and progress only: the run is `upscale.runner.run_directory`.
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -79,6 +80,9 @@ def dir_command(
                                             help="Refuse larger images (decompression bombs).")] = DEFAULT_MAX_PIXELS,
     max_memory: MaxMemoryOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    endpoint_url: Annotated[str | None, typer.Option(
+        "--endpoint-url", help="S3-compatible endpoint for s3:// folders (MinIO, Ceph); default: AWS_ENDPOINT_URL, "
+                               "else AWS's.")] = None,
     engine: Annotated[Engine, typer.Option("--engine", help="local (this process) or ray (a Ray cluster).")
                       ] = Engine.local,
     ray_address: Annotated[str | None, typer.Option(
@@ -93,6 +97,8 @@ def dir_command(
         options = upscale_options(scale, tile, batch_size, width, height, long_side, fit)
         if fmt.value != "same":
             require(FORMATS[fmt.value])
+        if endpoint_url:  # the variable every AWS SDK reads, pyarrow's S3 and the Ray workers' included
+            os.environ["AWS_ENDPOINT_URL"] = endpoint_url
         run = run_directory(
             input_dir, output_dir, model, device=device, threads=threads, strength=strength,
             options=options,

@@ -20,14 +20,12 @@ ENGINES = ("local", "ray")
 
 def make_engine(name: str, spec: ModelSpec, options: UpscaleOptions, output: OutputOptions,
                 ray: RayOptions | None = None, uris: tuple[str, str] | None = None) -> Engine:
-    """The engine called ``name`` for this run; UsageError, before any work, for an unknown one, for URIs on the
-    local one, or for Ray without its extra."""
+    """The engine called ``name`` for this run; UsageError, before any work, for an unknown one, or for Ray
+    without its extra."""
     if name == "local":
-        if uris is not None:
-            raise UsageError("object-store URIs need --engine ray")
         from .local import LocalEngine
 
-        return LocalEngine(spec, options, output)
+        return LocalEngine(spec, options, output, uris)
     if name == "ray":
         from .ray_cluster import RayEngine
 

@@ -97,7 +97,10 @@ class RayEngine:
             workers = int(resources.get("GPU", 1)) if gpu else max(1, int(resources.get("CPU", 1) // cpus))
         spec = replace(self.spec, device="cuda" if gpu else self.spec.device,
                        threads=self.spec.threads or max(1, int(cpus)))
-        task = ray.remote(upscale_files).options(num_cpus=cpus, num_gpus=1 if gpu else 0, max_retries=0)
+        # an S3-compatible endpoint given here (--endpoint-url) reaches the workers as the standard variable
+        passed = {k: os.environ[k] for k in ("AWS_ENDPOINT_URL",) if k in os.environ}
+        task = ray.remote(upscale_files).options(num_cpus=cpus, num_gpus=1 if gpu else 0, max_retries=0,
+                                                 runtime_env={"env_vars": passed} if passed else None)
         waiting: deque[tuple[int, int]] = deque((i, 1) for i in range(len(jobs)))  # (job index, attempt)
         running: dict[object, tuple[int, int]] = {}
         finished: dict[int, FileResult] = {}
