@@ -210,3 +210,24 @@ def test_uri_folders_through_pyarrow_filesystems(local_ray, tmp_path: Path, tiny
     assert local_engine.exit_code == 1  # URIs on the local engine too: the same files, broken.png failed
     for rel in local:
         assert (tmp_path / "local" / rel).read_bytes() == (tmp_path / "x" / rel).read_bytes()
+
+
+def test_a_rerun_keeps_what_the_lost_worker_finished(tmp_path: Path, tiny_model: Path) -> None:
+    """A worker that died after its rename but before reporting: the rerun finds the whole output and keeps it
+    (not written twice); a cut-short one is written again."""
+    from upscale.engines.ray_cluster import upscale_files
+
+    src = make_folder(tmp_path / "in", 2)
+    output = OutputOptions(format="png")
+    jobs, _ = plan_directory(src, tmp_path / "out", output)
+    spec = ModelSpec(str(tiny_model), "cpu", 1, None)
+    first = upscale_files(spec, jobs, UpscaleOptions(), output, None)
+    assert [r.status for r in first] == ["ok", "ok"]
+    whole, cut = Path(jobs[0].output), Path(jobs[1].output)
+    cut.write_bytes(cut.read_bytes()[:-100])
+    stamp = whole.stat().st_mtime_ns
+    again = upscale_files(spec, jobs, UpscaleOptions(), output, None, rerun=True)
+    assert whole.stat().st_mtime_ns == stamp and "kept, not written again" in again[0].warnings[-1]
+    assert again[1].status == "ok" and not any("kept" in w for w in again[1].warnings)
+    with Image.open(cut) as image:
+        image.load()

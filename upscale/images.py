@@ -496,8 +496,9 @@ def _tiff_directory(exif: bytes | None, meta: PhotoMetadata, notes: list[str]) -
         directory.load(exif)
     for tag, what in _SUB_DIRECTORIES.items():
         if tag in directory:
+            if directory.get_ifd(tag):  # an empty one is no loss
+                notes.append(f"TIFF output: EXIF {what} not carried")
             del directory[tag]
-            notes.append(f"TIFF output: EXIF {what} not carried")
     directory.update(tiff_tags(meta))
     return directory
 

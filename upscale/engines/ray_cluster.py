@@ -36,19 +36,40 @@ _LOADED: dict[ModelSpec, UpscaleModel | AutoModel] = {}
 
 
 def upscale_files(spec: ModelSpec, jobs: list[Job], options: UpscaleOptions, output: OutputOptions,
-                  uris: tuple[str, str] | None) -> list[FileResult]:
-    """The task: `run_job` on each job with this worker's model (loaded by its first task)."""
+                  uris: tuple[str, str] | None, rerun: bool = False) -> list[FileResult]:
+    """The task: `run_job` on each job with this worker's model (loaded by its first task). A ``rerun`` (its
+    first worker was lost) keeps an output that worker finished before it died, so nothing is written twice."""
     if spec not in _LOADED:
         _LOADED.clear()
         _LOADED[spec] = spec.load()
     model = _LOADED[spec]
     if uris is None:
-        return [run_job(model, job, options, output) for job in jobs]
+        return [_finished_before(job, options, model.scale) or run_job(model, job, options, output) if rerun
+                else run_job(model, job, options, output) for job in jobs]
     from ..planning import open_filesystem
     from ..remote import run_remote_job
 
     in_fs, out_fs = open_filesystem(uris[0])[0], open_filesystem(uris[1])[0]
     return [run_remote_job(model, in_fs, out_fs, job, options, output) for job in jobs]
+
+
+def _finished_before(job: Job, options: UpscaleOptions, model_scale: int) -> FileResult | None:
+    """The result of a file a lost worker had already written in full (the size this run makes), or None."""
+    from ..images import incomplete_output, upright_size
+
+    target = Path(job.output)
+    if not target.exists():
+        return None
+    try:
+        expected = options.target(model_scale, upright_size(Path(job.input))).size
+    except Exception:  # the input is now unreadable: let the step say so
+        return None
+    if incomplete_output(target, expected) is not None:
+        return None
+    result = new_result(job)
+    result.output_size, result.output_bytes = expected, target.stat().st_size
+    result.warnings.append("written in full by the worker that was lost: kept, not written again")
+    return result
 
 
 def import_ray():
@@ -109,7 +130,8 @@ class RayEngine:
             while waiting or running:
                 while waiting and len(running) < workers:
                     index, attempt = waiting.popleft()
-                    running[task.remote(spec, [jobs[index]], self.options, self.output, self.uris)] = index, attempt
+                    running[task.remote(spec, [jobs[index]], self.options, self.output, self.uris,
+                                        attempt > 1)] = index, attempt
                 done, _ = ray.wait(list(running), num_returns=1)
                 index, attempt = running.pop(done[0])
                 try:
