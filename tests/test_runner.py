@@ -61,8 +61,9 @@ def test_run_directory_is_the_whole_command_as_a_call(tmp_path: Path, tiny_model
     assert seen == ["model tiny-x2.onnx", "planned 1 jobs, 1 known", "start a.png", "ok a.png", "closed"]
     assert json.loads(report.read_text())["context"]["engine"] == "local"
     assert Image.open(tmp_path / "out" / "a.png").size == (48, 40)
-    with pytest.raises(UpscaleError, match="--engine ray"):
-        run_directory("s3://bucket/in", tmp_path / "o", str(tiny_model))
+    uri = run_directory(folder.as_uri(), (tmp_path / "uri").as_uri(), str(tiny_model), device="cpu")
+    assert uri.counts["ok"] == 1  # file:// URIs on the local engine: the same bytes
+    assert (tmp_path / "uri" / "a.png").read_bytes() == (tmp_path / "out" / "a.png").read_bytes()
     with pytest.raises(UpscaleError, match="unknown engine"):
         run_directory(folder, tmp_path / "o", str(tiny_model), engine="dask")
 

@@ -93,7 +93,7 @@ def test_memory_planning_follows_the_requested_size(tmp_path: Path, tiny_model: 
     folder = tmp_path / "in"
     folder.mkdir()
     Image.fromarray(photo(20, 30)).save(folder / "small.png")
-    common = ["dir", str(folder), str(tmp_path / "out"), "-m", str(tiny_model), "--max-memory", "1G"]
+    common = ["dir", str(folder), str(tmp_path / "out"), "-m", str(tiny_model), "--max-memory", "3G"]
     result = CliRunner().invoke(app, [*common, "--long-side", "40000"])
     assert result.exit_code == 1 and "small.png" in result.output
     assert "available (--max-memory)" in result.output  # refused by the prediction, before decoding

@@ -99,7 +99,7 @@ def test_architectures_export_run_and_tile_as_measured(tmp_path: Path, name: str
     result = runner.invoke(export_app, [str(out), "-c", str(weights)])
     assert result.exit_code == 0, result.output
     model = load_model(out, "cpu")
-    assert model.info.scale == scale and model.info.tiling_kind == "exact" == exact, model.info.tiling
+    assert model.info.scale == scale and (model.info.tiling_kind == "exact") == exact, model.info.tiling
     image = photo(40, 44, seed=1)
     want = pytorch_upscale(weights, image).astype(int)
     from upscale.images import Picture
