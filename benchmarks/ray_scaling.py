@@ -38,7 +38,7 @@ def run(src: Path, out: Path, report: Path, model: str, extra: list[str]) -> flo
 
 def bytes_through_ray(src: Path, model: str) -> int:
     """A task's pickled arguments plus its pickled result, for one file (what Ray carries for it)."""
-    import cloudpickle
+    from ray import cloudpickle  # what Ray pickles task arguments with
 
     from upscale.engines import ModelSpec
     from upscale.job import FileResult, Job, OutputOptions, Status
