@@ -231,3 +231,89 @@ def test_a_rerun_keeps_what_the_lost_worker_finished(tmp_path: Path, tiny_model:
     assert again[1].status == "ok" and not any("kept" in w for w in again[1].warnings)
     with Image.open(cut) as image:
         image.load()
+
+
+class _FakeRay:
+    """Ray's task API as the engine uses it, run in this process: files finish in reverse order, and the first
+    attempt of ``lost`` fails as a lost worker (the scheduling, not Ray, is under test)."""
+
+    class exceptions:  # noqa: N801 - the attribute path Ray has
+        class RayError(Exception):
+            pass
+
+        class RayTaskError(RayError):
+            pass
+
+        class WorkerCrashedError(RayError):
+            pass
+
+    def __init__(self, lost: int | None = None, interrupt_after: int | None = None) -> None:
+        self.lost, self.interrupt_after, self.calls, self.finished = lost, interrupt_after, {}, 0
+        self.cancelled: list[int] = []
+
+    def is_initialized(self) -> bool:
+        return True
+
+    def cluster_resources(self) -> dict:
+        return {"CPU": 2}
+
+    def remote(self, fn):
+        fake = self
+
+        class Task:
+            def options(self, **kwargs):
+                return self
+
+            def remote(self, *args):
+                ref = len(fake.calls)
+                fake.calls[ref] = (fn, args)
+                return ref
+        return Task()
+
+    def wait(self, refs, num_returns=1):
+        if self.interrupt_after is not None and self.finished >= self.interrupt_after:
+            raise KeyboardInterrupt
+        self.finished += 1
+        return [max(refs)], []
+
+    def get(self, ref):
+        fn, args = self.calls[ref]
+        job = args[1][0]
+        if self.lost is not None and Path(job.input).name == f"{self.lost:02d}.png" and not args[5]:
+            raise self.exceptions.WorkerCrashedError()
+        return fn(*args)
+
+    def cancel(self, ref) -> None:
+        self.cancelled.append(ref)
+
+
+def _engine_with(fake: _FakeRay, tiny_model: Path, monkeypatch) -> RayEngine:
+    from upscale.engines import ray_cluster
+
+    monkeypatch.setattr(ray_cluster, "import_ray", lambda: fake)
+    return RayEngine(ModelSpec(str(tiny_model), "cpu", 1, None), UpscaleOptions(), OutputOptions(format="png"),
+                     RayOptions(workers=8))
+
+
+def test_results_come_in_job_order_and_a_lost_file_runs_again(tmp_path: Path, tiny_model: Path,
+                                                               monkeypatch) -> None:
+    src = make_folder(tmp_path / "in", 5)
+    jobs, _ = plan_directory(src, tmp_path / "out", OutputOptions(format="png"))
+    seen = []
+    _engine_with(_FakeRay(lost=2), tiny_model, monkeypatch).run(jobs, lambda job, result: seen.append(result))
+    assert [Path(r.input).name for r in seen] == [f"{i:02d}.png" for i in range(5)]  # not the finishing order
+    assert [r.status for r in seen] == ["ok"] * 5
+    assert [bool(r.warnings) for r in seen] == [False, False, True, False, False]
+    assert "run 2 times" in seen[2].warnings[0]
+
+
+def test_ctrl_c_reports_the_files_done_but_held_back_for_order(tmp_path: Path, tiny_model: Path,
+                                                                monkeypatch) -> None:
+    src = make_folder(tmp_path / "in", 5)
+    jobs, _ = plan_directory(src, tmp_path / "out", OutputOptions(format="png"))
+    seen = []
+    fake = _FakeRay(interrupt_after=3)  # 04, 03, 02 done (reverse order), then Ctrl-C with 00 and 01 running
+    with pytest.raises(KeyboardInterrupt):
+        _engine_with(fake, tiny_model, monkeypatch).run(jobs, lambda job, result: seen.append(result))
+    assert sorted(Path(r.input).name for r in seen) == ["02.png", "03.png", "04.png"]  # on disk: in the report
+    assert len(fake.cancelled) == 2

@@ -158,6 +158,8 @@ class RayEngine:
         except KeyboardInterrupt:
             for ref in running:  # files not started stay undone; the ones writing finish atomically or not at all
                 ray.cancel(ref)
+            for index in sorted(finished):  # done on disk, held back only for the order: reported all the same
+                on_result(jobs[index], finished[index])
             raise
         finally:
             if self.uris is None:
