@@ -237,7 +237,7 @@ class _FakeRay:
     """Ray's task API as the engine uses it, run in this process: files finish in reverse order, and the first
     attempt of ``lost`` fails as a lost worker (the scheduling, not Ray, is under test)."""
 
-    class exceptions:  # noqa: N801 - the attribute path Ray has
+    class exceptions:
         class RayError(Exception):
             pass
 
