@@ -20,15 +20,15 @@ from .conftest import photo
 
 @pytest.mark.parametrize(("w", "h"), [(64, 48), (48, 64), (33, 97), (500, 7)])
 def test_each_mode_lands_on_its_size(w: int, h: int) -> None:
-    assert target_for(w, h, None, SizeRequest(width=300), 2).size[0] == 300
-    assert target_for(w, h, None, SizeRequest(height=300), 2).size[1] == 300
-    assert max(target_for(w, h, None, SizeRequest(long_side=256), 2).size) == 256
-    contain = target_for(w, h, None, SizeRequest(200, 150, fit=Fit.CONTAIN), 2).size
+    assert target_for(w, h, 2.0, SizeRequest(width=300)).size[0] == 300
+    assert target_for(w, h, 2.0, SizeRequest(height=300)).size[1] == 300
+    assert max(target_for(w, h, 2.0, SizeRequest(long_side=256)).size) == 256
+    contain = target_for(w, h, 2.0, SizeRequest(200, 150, fit=Fit.CONTAIN)).size
     assert contain[0] <= 200 and contain[1] <= 150 and (contain[0] == 200 or contain[1] == 150)
-    cover = target_for(w, h, None, SizeRequest(200, 150, fit=Fit.COVER), 2)
+    cover = target_for(w, h, 2.0, SizeRequest(200, 150, fit=Fit.COVER))
     assert cover.size == (200, 150) and cover.resize[0] >= 200 and cover.resize[1] >= 150
-    assert target_for(w, h, None, SizeRequest(200, 150, fit=Fit.STRETCH), 2).size == (200, 150)
-    for kept in (contain, cover.resize, target_for(w, h, None, SizeRequest(width=300), 2).size):
+    assert target_for(w, h, 2.0, SizeRequest(200, 150, fit=Fit.STRETCH)).size == (200, 150)
+    for kept in (contain, cover.resize, target_for(w, h, 2.0, SizeRequest(width=300)).size):
         assert abs(kept[0] / kept[1] - w / h) <= (w / h) * (1 / min(kept) + 1 / min(w, h))  # aspect, to rounding
 
 

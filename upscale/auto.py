@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .catalogue import auto_pair, auto_scales
+from .catalogue import auto_pair, auto_scale
 from .device import Device
 from .evidence import Evidence, gather
 from .images import Picture
@@ -80,9 +80,7 @@ class AutoModel:
 
 def load_auto(factor: float | None, device: str = "auto", threads: int | None = None) -> AutoModel:
     """The pair for ``factor`` (x2 up to 2, else x4), loaded on ``device``."""
-    scales = auto_scales()
-    scale = next((s for s in scales if factor is None or factor <= s), scales[-1])
-    clean_name, photo_name = auto_pair(scale)
+    clean_name, photo_name = auto_pair(auto_scale(factor))
     clean = load_model(clean_name, device, threads)
     photo = load_model(photo_name, device, threads) if photo_name in bundled_models() else None  # not shipped
     return AutoModel(clean, photo)

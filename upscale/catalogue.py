@@ -47,6 +47,12 @@ def auto_scales() -> list[int]:
     return sorted({e.scale for e in CATALOGUE if e.kind == "clean"})
 
 
+def auto_scale(factor: float | None) -> int:
+    """The pair's scale for an overall ``factor``: the smallest at or above it, else the largest (None: x2's)."""
+    scales = auto_scales()
+    return next((s for s in scales if factor is None or factor <= s), scales[-1])
+
+
 def roles(name: str) -> list[str]:
     """What the model does for the commands: default, and auto's clean or degraded half."""
     found = entry(name)

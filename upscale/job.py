@@ -97,15 +97,6 @@ class FileResult:
         self.decode_seconds, self.upscale_seconds, self.write_seconds = decode, upscale, write
         self.seconds = decode + upscale + write
 
-    @classmethod
-    def from_dict(cls, data: dict) -> FileResult:
-        """A result back from JSON (a report, or a worker on another machine)."""
-        data = dict(data, status=Status(data["status"]))
-        for key in ("input_size", "output_size"):
-            if data.get(key) is not None:
-                data[key] = tuple(data[key])
-        return cls(**data)
-
 
 @dataclass(frozen=True)
 class Job:

@@ -46,7 +46,7 @@ class UpscaleOptions:
 
     def target(self, model_scale: int, size: tuple[int, int]) -> Target:
         """What a picture of ``size`` (width, height) becomes: the factor to reach, the resize, the crop."""
-        return target_for(size[0], size[1], self.factor, self.size, model_scale)
+        return target_for(size[0], size[1], self.factor_for(model_scale), self.size)
 
 
 def passes_needed(model_scale: int, factor: float) -> int:

@@ -149,11 +149,12 @@ def run_pipelined(
         nonlocal next_job
         while next_job < len(jobs) and len(decoding) < (GROUP if _small(jobs[next_job]) else decode_ahead):
             job = jobs[next_job]
-            need = job.need(factor_of(job, options, model.scale)) or 0
+            factor = factor_of(job, options, model.scale)
+            need = job.need(factor) or 0
             if needs and sum(needs.values()) + need > room.available and need <= room.available:
                 return  # it fits alone, not beside the images in flight: it waits for them
             needs[id(job)] = need if need <= room.available else 0  # a refused file holds nothing
-            decoding.append((job, decoder.submit(_decode, job, output, factor_of(job, options, model.scale), room)))
+            decoding.append((job, decoder.submit(_decode, job, output, factor, room)))
             next_job += 1
 
     full = threading.Event()  # set by the write that found no space, before any other write starts

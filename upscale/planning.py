@@ -100,6 +100,13 @@ def plan_entries(listing: Listing, options: OutputOptions) -> tuple[list[Job], l
     return jobs, known
 
 
+def unfinished_output(source: Path, target: Path,
+                      output_size: Callable[[tuple[int, int]], tuple[int, int]]) -> str | None:
+    """Why ``target`` is not a finished output of ``source`` (not an image, not ``output_size`` of the source's
+    upright size, cut short), or None; ImageError when the source itself cannot be read."""
+    return incomplete_output(target, output_size(upright_size(source)))
+
+
 def redo_incomplete(jobs: list[Job], known: list[FileResult],
                     output_size: Callable[[tuple[int, int]], tuple[int, int]]) -> tuple[list[Job], list[FileResult]]:
     """Skipped local outputs that are not finished results of this run (not an image, another size than
@@ -112,12 +119,11 @@ def redo_incomplete(jobs: list[Job], known: list[FileResult],
             continue
         source, target = Path(result.input), Path(result.output or "")
         try:
-            width, height = upright_size(source)
+            why = unfinished_output(source, target, output_size)
             deep = probe_header(source)[2]
         except ImageError:  # the input changed since planning: leave the output alone
             kept.append(result)
             continue
-        why = incomplete_output(target, output_size((width, height)))
         if why is None:
             kept.append(result)
         else:

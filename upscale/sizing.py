@@ -65,13 +65,10 @@ class Target:
         return self.factor > 1
 
 
-def target_for(width: int, height: int, factor: float | None, request: SizeRequest | None,
-               model_scale: int) -> Target:
-    """The `Target` for a ``width`` x ``height`` picture: by ``request`` when given, else by ``factor`` (None:
-    the model's own scale)."""
+def target_for(width: int, height: int, factor: float, request: SizeRequest | None = None) -> Target:
+    """The `Target` for a ``width`` x ``height`` picture: by ``request`` when given, else by ``factor``."""
     if request is None:
-        f = factor or float(model_scale)
-        return Target(f, (round(width * f), round(height * f)))
+        return Target(factor, (round(width * factor), round(height * factor)))
     w, h, side = request.width, request.height, request.long_side
     if side is not None:
         f = side / max(width, height)

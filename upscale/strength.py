@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .catalogue import CATALOGUE, auto_pair, auto_scales, entry
+from .catalogue import CATALOGUE, auto_pair, auto_scale, auto_scales, entry
 from .errors import ModelError, UsageError
-from .untrusted import protobuf_fields
+from .untrusted import packed_varints, protobuf_fields
 
 FLOAT = 1  # TensorProto.FLOAT
 _DTYPES = {1: np.float32, 6: np.int32, 7: np.int64, 10: np.float16, 11: np.float64}
@@ -30,8 +30,7 @@ def pair_for(model: str | None, factor: float | None) -> tuple[str, str]:
     """The (clean, photo) pair that ``--strength`` blends: the named model's, or for ``auto`` (or no model) the
     pair of the scale the factor needs. UsageError for a model with no partner."""
     if model in (None, "auto"):
-        scales = auto_scales()
-        clean, photo = auto_pair(next((s for s in scales if factor is None or factor <= s), scales[-1]))
+        clean, photo = auto_pair(auto_scale(factor))
         if photo is None:
             raise UsageError("--strength: no photo model ships at this scale")
         return clean, photo
@@ -72,7 +71,7 @@ def _tensor(message: memoryview) -> tuple[str, np.ndarray]:
     dtype, name, raw = 0, "", None
     for number, wire, value in protobuf_fields(message):
         if number == 1:
-            dims += [value] if wire == 0 else _packed_varints(value)
+            dims += [value] if wire == 0 else packed_varints(value)
         elif number == 2:
             dtype = value
         elif number == 8:
@@ -82,17 +81,6 @@ def _tensor(message: memoryview) -> tuple[str, np.ndarray]:
     if dtype not in _DTYPES or raw is None:
         raise ModelError(f"initialiser {name!r}: stored in a form --strength does not read")
     return name, np.frombuffer(raw, dtype=np.dtype(_DTYPES[dtype]).newbyteorder("<")).reshape(dims)
-
-
-def _packed_varints(data: memoryview) -> list[int]:
-    out, result, shift = [], 0, 0
-    for byte in bytes(data):
-        result |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            out.append(result)
-            result = shift = 0
-    return out
 
 
 def blend(clean: bytes, photo: bytes, strength: float) -> bytes:

@@ -101,22 +101,37 @@ _CHILDREN = {
 }
 
 
+def read_varint(data: memoryview, pos: int) -> tuple[int, int]:
+    """A protobuf varint at ``pos``: (its value, the position after it); ValueError when it is cut short."""
+    result = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return result, pos
+
+
+def packed_varints(data: memoryview) -> list[int]:
+    """The values of a packed repeated varint field (e.g. a tensor's dims)."""
+    values, pos = [], 0
+    while pos < len(data):
+        value, pos = read_varint(data, pos)
+        values.append(value)
+    return values
+
+
 def protobuf_fields(data: memoryview):
     """(field number, wire type, value) of one protobuf message; value is an int or a memoryview."""
     pos, end = 0, len(data)
 
     def varint() -> int:
         nonlocal pos
-        result = shift = 0
-        while True:
-            if pos >= end or shift > 63:
-                raise ValueError("truncated varint")
-            byte = data[pos]
-            pos += 1
-            result |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                return result
+        value, pos = read_varint(data, pos)
+        return value
 
     while pos < end:
         key = varint()

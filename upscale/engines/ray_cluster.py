@@ -55,19 +55,20 @@ def upscale_files(spec: ModelSpec, jobs: list[Job], options: UpscaleOptions, out
 
 def _finished_before(job: Job, options: UpscaleOptions, model_scale: int) -> FileResult | None:
     """The result of a file a lost worker had already written in full (the size this run makes), or None."""
-    from ..images import incomplete_output, upright_size
+    from ..errors import ImageError
+    from ..images import probe_header
+    from ..planning import unfinished_output
 
     target = Path(job.output)
     if not target.exists():
         return None
     try:
-        expected = options.target(model_scale, upright_size(Path(job.input))).size
-    except Exception:  # the input is now unreadable: let the step say so
-        return None
-    if incomplete_output(target, expected) is not None:
+        if unfinished_output(Path(job.input), target, lambda size: options.target(model_scale, size).size):
+            return None
+    except ImageError:  # the input is now unreadable: let the step say so
         return None
     result = new_result(job)
-    result.output_size, result.output_bytes = expected, target.stat().st_size
+    result.output_size, result.output_bytes = probe_header(target)[0], target.stat().st_size
     result.warnings.append("written in full by the worker that was lost: kept, not written again")
     return result
 
