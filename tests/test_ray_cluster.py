@@ -39,10 +39,10 @@ def two_nodes():
     cluster.shutdown()
 
 
-def _kill_node(cluster, node) -> None:
-    """A node lost as a machine is: its worker processes killed with it (a worker outliving its raylet would
-    still hand its file back), then its raylet and the rest."""
+def _workers(node) -> list[int]:
+    """The worker processes a node's raylet started (its children)."""
     raylets = {info.process.pid for info in node.all_processes.get("raylet", [])}
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -51,8 +51,26 @@ def _kill_node(cluster, node) -> None:
         except (OSError, IndexError, ValueError):
             continue
         if parent in raylets:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(entry.name), signal.SIGKILL)
+            found.append(int(entry.name))
+    return found
+
+
+def _running_a_file(node) -> bool:
+    """Whether one of the node's workers is inside `upscale_files` now: Ray names a worker's process after the
+    task it runs (`ray::upscale_files`) and `ray::IDLE` between tasks."""
+    for pid in _workers(node):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::upscale_files"):
+                return True
+    return False
+
+
+def _kill_node(cluster, node) -> None:
+    """A node lost as a machine is: its worker processes killed with it (a worker outliving its raylet would
+    still hand its file back), then its raylet and the rest."""
+    for pid in _workers(node):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     cluster.remove_node(node, allow_graceful=False)
 
 
@@ -83,8 +101,10 @@ def test_a_lost_node_loses_no_file_and_the_report_says_what_ran_again(two_nodes,
     thread = threading.Thread(target=drive)
     thread.start()
     deadline = time.time() + 180
-    while time.time() < deadline and len(list((tmp_path / "ray").glob("*.png"))) < 3:  # both nodes warm
-        time.sleep(0.05)
+    while time.time() < deadline and not (len(list((tmp_path / "ray").glob("*.png"))) >= 2
+                                          and _running_a_file(workers[1])):  # warm, and a file in flight there
+        time.sleep(0.02)
+    assert time.time() < deadline, "the second node never ran a file"
     _kill_node(cluster, workers[1])
     thread.join(timeout=600)
     assert not failures, failures
