@@ -46,6 +46,7 @@ from upscale.picture import UpscaleOptions, upscale_picture
 from .graph import FP16_TOLERANCE, FP32_TOLERANCE, ExportSummary, levels, lower_for_onnxruntime, photo_like
 from .graph import strip_node_metadata as _strip
 from .metadata import attach_metadata
+from .patches import export_friendly
 
 SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt", ".bin")
 PROBE_SIZE = 96  # input pixels: an impulse's influence is measured within this square (dynamic graphs)
@@ -276,12 +277,19 @@ def convert(model: ThirdParty, fp16: bool) -> Conversion:
     `engine_shapes` with the overlap measured on it, at the model's own size multiple and then at larger ones
     (`MULTIPLES`); where none works (traced shape arithmetic, windowed attention), one fixed square window that
     the engine pads every tile to. TrainingError naming each attempt's
-    reason when nothing works. PReLU is rewritten in the form onnxruntime runs fast (as for our own models)."""
+    reason when nothing works. PReLU is rewritten in the form onnxruntime runs fast (as for our own models), and
+    layers whose shape arithmetic does not trace get their export-friendly form (`patches`); the parity checks
+    compare with the untouched module."""
     import copy
 
     lowered = lower_for_onnxruntime(copy.deepcopy(model.module)).eval()
     if fp16:
         lowered = lowered.half()
+    with export_friendly(lowered, model.architecture) as exportable:
+        return _convert(model, exportable, fp16)
+
+
+def _convert(model: ThirdParty, lowered: nn.Module, fp16: bool) -> Conversion:
     reasons: list[str] = []
     for multiple in _multiples_to_try(model.multiple_of):
         candidate = replace(model, multiple_of=multiple)

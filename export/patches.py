@@ -1,0 +1,97 @@
+"""Export-friendly forms of third-party layers whose Python shape arithmetic does not trace.
+
+An exporter that traces (TorchScript) records what Python computed from a shape as a constant: a layer that
+pads its features to a window only when ``h % window != 0`` is baked into the graph with the branch and the
+amounts of the example's size, and the graph fails or is wrong at every other size. Where the padding is the
+layer's own (DCTLSA pads each transformer layer's features, not the image), no input padding by the engine can
+stand in for it. Here such a layer gets a forward computing the same thing from shape *tensors*, which the
+tracer records as graph operations, so the ONNX graph pads as PyTorch does at every size.
+
+Each form computes exactly what the original computes (the conversion's parity check compares the exported
+graph with the untouched spandrel module); they replace bound methods of a copy that only the exporter sees, and
+module-level helpers only while exporting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import sys
+import types
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import nn
+
+
+def _reflect_indices(size: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Indices that reflect-pad an axis of ``size`` up to a multiple (``F.pad(..., "reflect")`` on one side),
+    computed from a shape tensor so that a tracer records them as graph operations."""
+    padded = size + (multiple - size % multiple) % multiple
+    index = torch.arange(padded)
+    return torch.where(index < size, index, 2 * (size - 1) - index)
+
+
+def _dctlsa_layer_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """DCTLSA's ``BasicLayer.forward``: reflect-pad the features to the window, run the blocks, crop back."""
+    h, w = x.shape[2], x.shape[3]
+    shape = torch._shape_as_tensor(x)
+    x = x.index_select(2, _reflect_indices(shape[2], self.window_size))
+    x = x.index_select(3, _reflect_indices(shape[3], self.window_size))
+    size = (x.shape[2], x.shape[3])
+    x = self.patch_embed(x)
+    for block in self.blocks:
+        x = block(x, size)
+    return self.patch_unembed(x, size)[:, :, :h, :w]
+
+
+def _window_reverse(windows: torch.Tensor, window_size: int, h: int, w: int) -> torch.Tensor:
+    """Swin's ``window_reverse`` with the batch left to ``view`` (the original computes it in Python floats,
+    which a tracer bakes in: a graph for one image only)."""
+    channels = windows.shape[-1]
+    x = windows.view(-1, h // window_size, w // window_size, window_size, window_size, channels)
+    return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(-1, h, w, channels)
+
+
+def _dctlsa(module: nn.Module) -> contextlib.AbstractContextManager[None]:
+    arch = sys.modules[_layer_module(module, "BasicLayer")]
+    for layer in module.modules():
+        if isinstance(layer, arch.BasicLayer):
+            layer.forward = types.MethodType(_dctlsa_layer_forward, layer)
+    return _swapped(arch, "window_reverse", _window_reverse)
+
+
+def _layer_module(module: nn.Module, class_name: str) -> str:
+    """The Python module defining the architecture's ``class_name`` (found on the instance: spandrel's private
+    package paths are not ours to import by name)."""
+    for layer in module.modules():
+        if type(layer).__name__ == class_name:
+            return type(layer).__module__
+    raise LookupError(f"no {class_name} in the model")
+
+
+@contextlib.contextmanager
+def _swapped(namespace: types.ModuleType, name: str, value: object) -> Iterator[None]:
+    original = getattr(namespace, name)
+    setattr(namespace, name, value)
+    try:
+        yield
+    finally:
+        setattr(namespace, name, original)
+
+
+PATCHES: dict[str, Callable[[nn.Module], contextlib.AbstractContextManager[None]]] = {"DCTLSA": _dctlsa}
+"""spandrel architecture name -> patcher: rebinds the copy's layers and returns what to hold while exporting."""
+
+
+@contextlib.contextmanager
+def export_friendly(module: nn.Module, architecture: str) -> Iterator[nn.Module]:
+    """A copy of ``module`` whose layers trace at every size (the module itself when none need it), valid while
+    the context is open."""
+    patch = PATCHES.get(architecture)
+    if patch is None:
+        yield module
+        return
+    friendly = copy.deepcopy(module)
+    with patch(friendly):
+        yield friendly

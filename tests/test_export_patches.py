@@ -1,0 +1,73 @@
+"""Layers whose padding is Python shape arithmetic (DCTLSA pads each transformer layer's features to its window)
+export through their export-friendly forms: one dynamic graph, equal to spandrel's module at every size."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+if importlib.util.find_spec("spandrel") is None:
+    pytest.skip("spandrel not installed", allow_module_level=True)
+
+from upscale.export import patches, third_party  # noqa: E402
+from upscale.export.third_party import import_spandrel, load_third_party  # noqa: E402
+
+from upscale import load_model  # noqa: E402
+from upscale.images import Picture  # noqa: E402
+from upscale.picture import UpscaleOptions, upscale_picture  # noqa: E402
+
+from .conftest import photo  # noqa: E402
+
+import_spandrel()
+
+
+@pytest.fixture(scope="module")
+def dctlsa(tmp_path_factory) -> Path:
+    from spandrel.architectures.DCTLSA import DCTLSA
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("dctlsa") / "dctlsa.pth"
+    torch.save(DCTLSA(nf=10, num_head=2, upscale=2).state_dict(), path)  # six modules: its forward uses six
+    return path
+
+
+def test_the_friendly_layer_computes_what_the_original_does(dctlsa: Path) -> None:
+    module = load_third_party(dctlsa).module
+    x = torch.rand(2, 3, 23, 37)
+    with torch.no_grad(), patches.export_friendly(module, "DCTLSA") as friendly:
+        assert friendly is not module
+        assert torch.allclose(friendly(x), module(x), atol=1e-5)  # reflect padding to the window, then cropped
+
+
+def test_dctlsa_converts_to_one_dynamic_graph_that_matches_pytorch_at_odd_sizes(dctlsa: Path,
+                                                                                tmp_path: Path) -> None:
+    from upscale.export.onnx_export import export_checkpoint
+
+    out = tmp_path / "dctlsa.onnx"
+    summary = export_checkpoint(dctlsa, out)
+    assert summary.shapes == "any size", summary.shapes  # not padded to a larger multiple, not a fixed window
+    reference = load_third_party(dctlsa).module
+    runner = load_model(out, "cpu")
+    for h, w in [(16, 16), (23, 37), (40, 24), (17, 130)]:  # sides that are not multiples of its 16-pixel window
+        image = photo(h, w, seed=h)
+        got = upscale_picture(runner, Picture(image), UpscaleOptions()).pixels.astype(int)
+        with torch.no_grad():
+            want = reference(torch.from_numpy(image.transpose(2, 0, 1)[None].astype(np.float32) / 255))[0]
+        want = np.rint(want.clamp(0, 1).numpy().transpose(1, 2, 0) * 255).astype(int)
+        assert np.abs(got - want).max() <= 1, (h, w)
+
+
+def test_without_its_patch_the_traced_dctlsa_graph_is_wrong_at_other_sizes(dctlsa: Path) -> None:
+    """What the patch is for: traced, the original bakes in the padding of the example's size (none at 96x112)."""
+    module = load_third_party(dctlsa).module
+    example = torch.rand(1, 3, 96, 112)
+    shapes = [(23, 37), (40, 24)]
+    with pytest.raises(ValueError, match="fails at"):
+        third_party._parity(third_party._export(module, example, dynamo=False), module, shapes, fp16=False)
+    with patches.export_friendly(module, "DCTLSA") as friendly:
+        graph = third_party._export(friendly, example, dynamo=False)
+    assert third_party._parity(graph, module, shapes, fp16=False).within(fp16=False)
