@@ -67,6 +67,9 @@ RELEASED = {
     "GRL": {"upscale": 4, "upsampler": "pixelshuffle"},
     "SAFMN": {"dim": 36},  # SAFMN_DF2K_x4: 36 dims, 8 blocks
     "SAFMNBCIE": {"dim": 64, "upscaling_factor": 4},  # the NTIRE 2024 release: 64 dims, 6 blocks of 6 layers
+    # the configuration spandrel's loader starts from (the fal.ai AuraSR release: 617M parameters)
+    "AuraSR": {"dim": 64, "image_size": None, "input_image_size": None,
+               "style_network": {"dim_in": 128, "dim_out": 512, "depth": 4}},
 }
 
 

@@ -53,21 +53,23 @@ def _window_reverse(windows: torch.Tensor, window_size: int, h: int, w: int) -> 
     return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(-1, h, w, channels)
 
 
-def _dctlsa(module: nn.Module) -> contextlib.AbstractContextManager[None]:
-    arch = sys.modules[_layer_module(module, "BasicLayer")]
+def _dctlsa_layers(module: nn.Module, namespace: types.ModuleType) -> contextlib.AbstractContextManager[None]:
     for layer in module.modules():
-        if isinstance(layer, arch.BasicLayer):
+        if isinstance(layer, namespace.BasicLayer):
             layer.forward = types.MethodType(_dctlsa_layer_forward, layer)
-    return _swapped(arch, "window_reverse", _window_reverse)
+    return contextlib.nullcontext()
 
 
-def _layer_module(module: nn.Module, class_name: str) -> str:
-    """The Python module defining the architecture's ``class_name`` (found on the instance: spandrel's private
-    package paths are not ours to import by name)."""
-    for layer in module.modules():
-        if type(layer).__name__ == class_name:
-            return type(layer).__module__
-    raise LookupError(f"no {class_name} in the model")
+def _batch_free_window_reverse(module: nn.Module,
+                               namespace: types.ModuleType) -> contextlib.AbstractContextManager[None]:
+    return _swapped(namespace, "window_reverse", _window_reverse)
+
+
+def _namespace(module: nn.Module) -> types.ModuleType:
+    """The Python module defining the architecture's network (found on the instance: spandrel's private package
+    paths are not ours to import by name)."""
+    network = getattr(module, "model", module)  # the conversion's wrapper holds spandrel's network as `model`
+    return sys.modules[type(network).__module__]
 
 
 @contextlib.contextmanager
@@ -80,18 +82,30 @@ def _swapped(namespace: types.ModuleType, name: str, value: object) -> Iterator[
         setattr(namespace, name, original)
 
 
-PATCHES: dict[str, Callable[[nn.Module], contextlib.AbstractContextManager[None]]] = {"DCTLSA": _dctlsa}
-"""spandrel architecture name -> patcher: rebinds the copy's layers and returns what to hold while exporting."""
+Patch = Callable[[nn.Module, types.ModuleType], contextlib.AbstractContextManager[None]]
+"""Rebinds layers of the copy given (in the architecture's Python module given) and returns what to hold open
+while exporting."""
+
+_SWIN = (_batch_free_window_reverse,)
+PATCHES: dict[str, tuple[Patch, ...]] = {
+    "DCTLSA": (_dctlsa_layers, _batch_free_window_reverse),
+    # Swin-style window attention: `window_reverse` computes the batch in Python
+    "SwinIR": _SWIN, "Swin2SR": _SWIN, "HAT": _SWIN, "DRCT": _SWIN, "ATD": _SWIN,
+}
+"""spandrel architecture name -> the patches its network needs to trace at every size and batch."""
 
 
 @contextlib.contextmanager
 def export_friendly(module: nn.Module, architecture: str) -> Iterator[nn.Module]:
     """A copy of ``module`` whose layers trace at every size (the module itself when none need it), valid while
     the context is open."""
-    patch = PATCHES.get(architecture)
-    if patch is None:
+    needed = PATCHES.get(architecture, ())
+    if not needed:
         yield module
         return
     friendly = copy.deepcopy(module)
-    with patch(friendly):
+    namespace = _namespace(friendly)
+    with contextlib.ExitStack() as held:
+        for patch in needed:
+            held.enter_context(patch(friendly, namespace))
         yield friendly

@@ -179,6 +179,12 @@ FIXED_WINDOW = 256
 batch is one image (the runner feeds a batch's images one by one)."""
 
 
+BATCH_NOISE = 2e-5
+"""Largest difference (0-1 units, 1/200 of a level) between an image run in a batch and run alone: batched
+arithmetic moves outputs by about 1e-6; a graph that traced a batch size in reshapes the images into each other,
+which on random weights can stay under the level bounds while real weights make it visible."""
+
+
 def engine_shapes(model: ThirdParty, overlap: int) -> list[tuple[int, int]]:
     """Every input shape the engine gives the model on the test images below, after padding to its size needs:
     the automatic tile's window, the tiles of a small odd image and a large odd one, whole 16/32/64-pixel
@@ -222,6 +228,9 @@ def _parity(data: bytes, reference: nn.Module, shapes: list[tuple[int, int]], fp
     options = ort.SessionOptions()
     options.log_severity_level = 4  # a failing shape is reported by us, in one line
     session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    def run(x: np.ndarray) -> np.ndarray:
+        return session.run(None, {session.get_inputs()[0].name: x.astype(np.float16 if fp16 else np.float32)})[0]
+
     worst, total, count, worst_abs = 0, 0.0, 0, 0.0
     batched = min(shapes, key=lambda hw: hw[0] * hw[1]) if batch_of_two else None
     for h, w in shapes:
@@ -229,7 +238,12 @@ def _parity(data: bytes, reference: nn.Module, shapes: list[tuple[int, int]], fp
         if (h, w) == batched:  # the engine batches equal windows: a traced batch size must not be baked in
             x = np.concatenate([x, photo_like(h, w, seed=h + w)[:, :, ::-1].copy()])
         try:
-            got = session.run(None, {session.get_inputs()[0].name: x.astype(np.float16 if fp16 else np.float32)})[0]
+            got = run(x)
+            if len(x) > 1 and (mixed := max(float(np.abs(got[i:i + 1] - run(x[i:i + 1])).max())
+                                            for i in range(len(x)))) > BATCH_NOISE:
+                raise ValueError(f"mixes the images of a batch ({mixed:.1e} from each run alone, at {h}x{w})")
+        except ValueError:
+            raise
         except Exception as exc:  # onnxruntime's Fail/RuntimeException: the graph cannot run at this shape
             raise ValueError(f"fails at {h}x{w} inputs ({_first_line(exc)})") from None
         with torch.no_grad():
@@ -293,7 +307,7 @@ def _convert(model: ThirdParty, lowered: nn.Module, fp16: bool) -> Conversion:
     reasons: list[str] = []
     for multiple in _multiples_to_try(model.multiple_of):
         candidate = replace(model, multiple_of=multiple)
-        for dynamo, batch_one in ((False, False), (True, False), (True, True)):
+        for dynamo, batch_one in ((False, False), (False, True), (True, False), (True, True)):
             name = ("torch.export" if dynamo else "TorchScript") + (", one image a run" if batch_one else "")
             label = name if multiple == model.multiple_of else f"{name}, sizes padded to multiples of {multiple}"
             try:
@@ -307,7 +321,8 @@ def _convert(model: ThirdParty, lowered: nn.Module, fp16: bool) -> Conversion:
                 if not parity.within(fp16):
                     reasons.append(f"{label}: differs from PyTorch by {parity}")
                     continue
-                tiling = tiling_verdict(proto, candidate, field)  # more shapes: tiles of 48 and up, a whole picture
+                # more shapes: tiles of 48 and up, a whole picture
+                tiling = tiling_verdict(proto, candidate, field, batch_one=batch_one)
             except Exception as exc:  # exporters and graphs fail in many ways; the next attempt may not
                 reasons.append(f"{label}: {_first_line(exc)[:160]}")
                 continue
@@ -429,12 +444,13 @@ def receptive_field(proto: onnx.ModelProto, model: ThirdParty, size: int) -> Fie
     return Field(_multiple(max(overlap, 1), model.multiple_of), exact_radius, unbounded, size)
 
 
-def tiling_verdict(proto: onnx.ModelProto, model: ThirdParty, field: Field, fixed_window: int = 0) -> Tiling:
+def tiling_verdict(proto: onnx.ModelProto, model: ThirdParty, field: Field, fixed_window: int = 0,
+                   batch_one: bool = False) -> Tiling:
     """What tiling changes on a test image: tiles of at least 48 pixels (twice the overlap) against the whole
     image, or for a fixed-window graph, the engine's tiles against PyTorch's whole-image output."""
     overlap = field.overlap
     tile = _multiple(max(48, 2 * overlap), model.multiple_of)
-    difference = _tiling_difference(proto, model, overlap, tile, fixed_window)
+    difference = _tiling_difference(proto, model, overlap, tile, fixed_window, batch_one)
     if not field.unbounded and difference <= 1:
         return Tiling(overlap, True, f"exact (receptive field {field.radius} input pixels)")
     if difference <= 1:  # the contract's promise for tiles: the whole-image result within one 8-bit level
@@ -451,14 +467,15 @@ def proto_dtype(proto: onnx.ModelProto) -> type:
 
 
 def _tiling_difference(proto: onnx.ModelProto, model: ThirdParty, overlap: int, tile: int,
-                       fixed_window: int = 0) -> int:
+                       fixed_window: int = 0, batch_one: bool = False) -> int:
     """Largest 8-bit difference between the tiled output and the whole-image output of a test picture: 2.5 tiles
     of ``tile``, or for a fixed window, 1.5 windows through the engine's tiles against PyTorch on the whole."""
     with tempfile.TemporaryDirectory() as tmp:
         probe = onnx.ModelProto()
         probe.CopyFrom(proto)
         attach_metadata(probe, ModelInfo(scale=model.scale, tile_overlap=overlap, multiple_of=model.multiple_of,
-                                         min_size=model.min_size, fixed_window=fixed_window))
+                                         min_size=model.min_size, fixed_window=fixed_window,
+                                         max_batch=1 if batch_one else 0))
         path = Path(tmp) / "probe.onnx"
         onnx.save(probe, path)
         runner = load_model(path, "cpu")
@@ -477,6 +494,20 @@ def _tiling_difference(proto: onnx.ModelProto, model: ThirdParty, overlap: int, 
     return int(np.abs(whole - tiled).max())
 
 
+ONNX_FILE_LIMIT = 2**31 - 64 * 2**20
+"""The weights one ONNX file can hold (protobuf's 2 GiB, less room for the graph): larger models need ONNX's
+external-data files, which this export does not write (the cache and the engine take one file a model)."""
+
+
+def _check_fits_one_file(model: ThirdParty, fp16: bool, path: Path) -> None:
+    """Refuse at once, before minutes of tracing, what no single ONNX file can hold."""
+    size = model.params * (2 if fp16 else 4)
+    if size > ONNX_FILE_LIMIT:
+        raise TrainingError(f"{path}: {model.architecture} has {model.params:,} parameters ({size / 2**30:.1f} GiB "
+                            f"in float{16 if fp16 else 32}), more than one ONNX file holds (2 GiB); "
+                            "external-data ONNX files are not written")
+
+
 def export_third_party(path: Path, output: Path, fp16: bool = False):
     """Write ``output`` from a third-party weight file; TrainingError (nothing written) when it cannot."""
     from upscale.files import write_atomic
@@ -485,6 +516,7 @@ def export_third_party(path: Path, output: Path, fp16: bool = False):
     if fp16 and not model.supports_half:
         raise TrainingError(f"{path}: {model.architecture} does not support float16 (spandrel says so); "
                             "export it without --fp16")
+    _check_fits_one_file(model, fp16, path)
     done = convert(model, fp16)
     info = ModelInfo(
         scale=model.scale, architecture=model.architecture, tile_overlap=done.tiling.overlap,

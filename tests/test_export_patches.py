@@ -71,3 +71,52 @@ def test_without_its_patch_the_traced_dctlsa_graph_is_wrong_at_other_sizes(dctls
     with patches.export_friendly(module, "DCTLSA") as friendly:
         graph = third_party._export(friendly, example, dynamo=False)
     assert third_party._parity(graph, module, shapes, fp16=False).within(fp16=False)
+
+
+def test_swin_window_attention_traces_with_any_batch(tmp_path: Path) -> None:
+    """SwinIR's `window_reverse` computes the batch in Python: traced, a graph for one image; its batch-free form
+    gives one graph for the engine's batches of equal tiles."""
+    from spandrel.architectures.SwinIR import SwinIR
+
+    torch.manual_seed(0)
+    network = SwinIR(upscale=2, img_size=16, window_size=4, embed_dim=12, depths=[2], num_heads=[2], mlp_ratio=2,
+                     upsampler="pixelshuffle", resi_connection="1conv")
+    path = tmp_path / "swinir.pth"
+    torch.save(network.state_dict(), path)
+    module = load_third_party(path).module
+    example = torch.rand(1, 3, 24, 32)
+    with patches.export_friendly(module, "SwinIR") as friendly:
+        graph = third_party._export(friendly, example, dynamo=False)
+    assert batch_mixing(graph) < 1e-5  # each image of a batch comes out as it does alone
+    assert third_party._parity(graph, module, [(16, 16), (20, 28)], fp16=False).within(fp16=False)
+    traced = third_party._export(module, example, dynamo=False)
+    assert batch_mixing(traced) > 1e-4  # what the patch is for: the images mixed (float noise: 1e-7)
+    with pytest.raises(ValueError, match="mixes the images of a batch"):  # within the level bounds, yet refused
+        third_party._parity(traced, module, [(16, 16), (20, 28)], fp16=False)
+
+
+def test_without_a_patch_a_traced_batch_gives_a_one_image_graph(tmp_path: Path, monkeypatch) -> None:
+    from spandrel.architectures.SwinIR import SwinIR
+
+    torch.manual_seed(0)
+    path = tmp_path / "swinir.pth"
+    torch.save(SwinIR(upscale=2, img_size=16, window_size=4, embed_dim=12, depths=[2], num_heads=[2],
+                      upsampler="pixelshuffle").state_dict(), path)
+    monkeypatch.setattr(patches, "PATCHES", {})
+    real = third_party._export
+    monkeypatch.setattr(third_party, "_export", lambda module, example, dynamo, *a, **k: real(
+        module, example, dynamo, *a, **k) if not dynamo else pytest.fail("torch.export reached"))
+    done = third_party.convert(load_third_party(path), fp16=False)
+    assert (done.exporter, done.shapes, done.batch_one) == ("TorchScript, one image a run",
+                                                            "any size; one image a run", True)
+
+
+def batch_mixing(graph: bytes) -> float:
+    """How far two images run as one batch come out from each run alone (largest difference, 0-1 units)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+    pair = np.stack([photo(20, 28, seed=1), photo(20, 28, seed=2)]).transpose(0, 3, 1, 2).astype(np.float32) / 255
+    together = session.run(None, {"input": pair})[0]
+    alone = np.concatenate([session.run(None, {"input": pair[i:i + 1]})[0] for i in range(2)])
+    return float(np.abs(together - alone).max())

@@ -222,3 +222,20 @@ def test_a_failed_conversion_leaves_nothing_in_the_cache(tmp_path: Path, cache: 
     result = runner.invoke(app, ["dir", str(tmp_path / "in"), str(tmp_path / "out"), "--model", str(weights)])
     assert result.exit_code == 1 and "only RGB-to-RGB" in result.output
     assert not [p for p in cache.rglob("*") if p.is_file()], "a failed conversion left a file in the cache"
+
+
+def test_a_model_too_large_for_one_onnx_file_is_refused_before_any_tracing(tmp_path: Path, monkeypatch) -> None:
+    """AuraSR's 617M parameters are 2.3 GiB in float32: over protobuf's 2 GiB (here the limit is lowered to the
+    size of a small model's weights, which the check must find without building a graph)."""
+    from upscale.export import third_party
+
+    weights = save(tmp_path, "compact.pth", compact_general_x4v3())
+    params = third_party.load_third_party(weights).params
+    monkeypatch.setattr(third_party, "ONNX_FILE_LIMIT", params * 4 - 1)
+    monkeypatch.setattr(third_party, "convert", lambda *a: pytest.fail("traced a model that cannot fit"))
+    out = tmp_path / "c.onnx"
+    result = runner.invoke(export_app, [str(out), "-c", str(weights)])
+    said = result.output.replace("\n", "")
+    assert result.exit_code == 1 and "more than one ONNX file holds (2 GiB)" in said and not out.exists(), said
+    monkeypatch.setattr(third_party, "ONNX_FILE_LIMIT", params * 4)  # exactly at the limit: it fits
+    third_party._check_fits_one_file(third_party.load_third_party(weights), False, weights)
