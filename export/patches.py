@@ -53,6 +53,12 @@ def _window_reverse(windows: torch.Tensor, window_size: int, h: int, w: int) -> 
     return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(-1, h, w, channels)
 
 
+def _windows2img(windows: torch.Tensor, window_h: int, window_w: int, h: int, w: int) -> torch.Tensor:
+    """RGT's and CRAFT's ``windows2img`` (rectangular windows) with the batch left to ``view``, as above."""
+    x = windows.view(-1, h // window_h, w // window_w, window_h, window_w, windows.shape[-1])
+    return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(-1, h, w, windows.shape[-1])
+
+
 def _dctlsa_layers(module: nn.Module, namespace: types.ModuleType) -> contextlib.AbstractContextManager[None]:
     for layer in module.modules():
         if isinstance(layer, namespace.BasicLayer):
@@ -63,6 +69,11 @@ def _dctlsa_layers(module: nn.Module, namespace: types.ModuleType) -> contextlib
 def _batch_free_window_reverse(module: nn.Module,
                                namespace: types.ModuleType) -> contextlib.AbstractContextManager[None]:
     return _swapped(namespace, "window_reverse", _window_reverse)
+
+
+def _batch_free_windows2img(module: nn.Module,
+                            namespace: types.ModuleType) -> contextlib.AbstractContextManager[None]:
+    return _swapped(namespace, "windows2img", _windows2img)
 
 
 def _namespace(module: nn.Module) -> types.ModuleType:
@@ -91,6 +102,8 @@ PATCHES: dict[str, tuple[Patch, ...]] = {
     "DCTLSA": (_dctlsa_layers, _batch_free_window_reverse),
     # Swin-style window attention: `window_reverse` computes the batch in Python
     "SwinIR": _SWIN, "Swin2SR": _SWIN, "HAT": _SWIN, "DRCT": _SWIN, "ATD": _SWIN,
+    # rectangular windows, the same batch arithmetic
+    "RGT": (_batch_free_windows2img,), "CRAFT": (_batch_free_windows2img,),
 }
 """spandrel architecture name -> the patches its network needs to trace at every size and batch."""
 

@@ -120,3 +120,22 @@ def batch_mixing(graph: bytes) -> float:
     together = session.run(None, {"input": pair})[0]
     alone = np.concatenate([session.run(None, {"input": pair[i:i + 1]})[0] for i in range(2)])
     return float(np.abs(together - alone).max())
+
+
+@pytest.mark.parametrize("architecture", ["SwinIR", "Swin2SR", "HAT", "DRCT", "ATD", "DCTLSA", "RGT", "CRAFT"])
+def test_batch_free_window_merging_equals_each_architectures_own(architecture: str) -> None:
+    """The swapped-in helper against the architecture's original, on two images' windows (eager)."""
+    import importlib
+    import sys
+
+    package = importlib.import_module(f"spandrel.architectures.{architecture}")
+    network = next(v for v in vars(package).values() if isinstance(v, type) and issubclass(v, torch.nn.Module))
+    namespace = sys.modules[network.__module__]
+    windows = torch.rand(2 * 3 * 2, 4, 4, 5)  # two images of 12x8 in 4x4 windows, 5 channels
+    if hasattr(namespace, "window_reverse"):
+        assert torch.equal(patches._window_reverse(windows, 4, 12, 8), namespace.window_reverse(windows, 4, 12, 8))
+    else:
+        flat = windows.view(12, 16, 5)
+        assert torch.equal(patches._windows2img(flat, 4, 4, 12, 8), namespace.windows2img(flat, 4, 4, 12, 8))
+    needed = {p.__name__ for p in patches.PATCHES[architecture]}
+    assert needed & {"_batch_free_window_reverse", "_batch_free_windows2img"}
