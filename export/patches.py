@@ -9,7 +9,7 @@ tracer records as graph operations, so the ONNX graph pads as PyTorch does at ev
 
 Each form computes exactly what the original computes (the conversion's parity check compares the exported
 graph with the untouched spandrel module); they replace bound methods of a copy that only the exporter sees, and
-module-level helpers only while exporting.
+module-level helpers only while that copy runs.
 """
 
 from __future__ import annotations
@@ -108,17 +108,24 @@ PATCHES: dict[str, tuple[Patch, ...]] = {
 """spandrel architecture name -> the patches its network needs to trace at every size and batch."""
 
 
-@contextlib.contextmanager
-def export_friendly(module: nn.Module, architecture: str) -> Iterator[nn.Module]:
-    """A copy of ``module`` whose layers trace at every size (the module itself when none need it), valid while
-    the context is open."""
+class _Friendly(nn.Module):
+    """The patched copy, with the architecture's helpers swapped only while it runs (while it is traced): the
+    untouched module, run beside it for the parity checks, keeps the originals."""
+
+    def __init__(self, network: nn.Module, needed: tuple[Patch, ...]) -> None:
+        super().__init__()
+        self.network = network
+        self.needed = needed
+        self.namespace = _namespace(network)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with contextlib.ExitStack() as held:
+            for patch in self.needed:
+                held.enter_context(patch(self.network, self.namespace))
+            return self.network(x)
+
+
+def export_friendly(module: nn.Module, architecture: str) -> nn.Module:
+    """A copy of ``module`` whose layers trace at every size and batch (the module itself when none need it)."""
     needed = PATCHES.get(architecture, ())
-    if not needed:
-        yield module
-        return
-    friendly = copy.deepcopy(module)
-    namespace = _namespace(friendly)
-    with contextlib.ExitStack() as held:
-        for patch in needed:
-            held.enter_context(patch(friendly, namespace))
-        yield friendly
+    return _Friendly(copy.deepcopy(module), needed).eval() if needed else module

@@ -299,8 +299,7 @@ def convert(model: ThirdParty, fp16: bool) -> Conversion:
     lowered = lower_for_onnxruntime(copy.deepcopy(model.module)).eval()
     if fp16:
         lowered = lowered.half()
-    with export_friendly(lowered, model.architecture) as exportable:
-        return _convert(model, exportable, fp16)
+    return _convert(model, export_friendly(lowered, model.architecture), fp16)
 
 
 def _convert(model: ThirdParty, lowered: nn.Module, fp16: bool) -> Conversion:

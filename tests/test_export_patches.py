@@ -38,9 +38,12 @@ def dctlsa(tmp_path_factory) -> Path:
 def test_the_friendly_layer_computes_what_the_original_does(dctlsa: Path) -> None:
     module = load_third_party(dctlsa).module
     x = torch.rand(2, 3, 23, 37)
-    with torch.no_grad(), patches.export_friendly(module, "DCTLSA") as friendly:
+    friendly = patches.export_friendly(module, "DCTLSA")
+    with torch.no_grad():
         assert friendly is not module
         assert torch.allclose(friendly(x), module(x), atol=1e-5)  # reflect padding to the window, then cropped
+    namespace = patches._namespace(module.model)
+    assert namespace.window_reverse is not patches._window_reverse  # swapped only while the copy runs
 
 
 def test_dctlsa_converts_to_one_dynamic_graph_that_matches_pytorch_at_odd_sizes(dctlsa: Path,
@@ -68,8 +71,7 @@ def test_without_its_patch_the_traced_dctlsa_graph_is_wrong_at_other_sizes(dctls
     shapes = [(23, 37), (40, 24)]
     with pytest.raises(ValueError, match="fails at"):
         third_party._parity(third_party._export(module, example, dynamo=False), module, shapes, fp16=False)
-    with patches.export_friendly(module, "DCTLSA") as friendly:
-        graph = third_party._export(friendly, example, dynamo=False)
+    graph = third_party._export(patches.export_friendly(module, "DCTLSA"), example, dynamo=False)
     assert third_party._parity(graph, module, shapes, fp16=False).within(fp16=False)
 
 
@@ -85,8 +87,7 @@ def test_swin_window_attention_traces_with_any_batch(tmp_path: Path) -> None:
     torch.save(network.state_dict(), path)
     module = load_third_party(path).module
     example = torch.rand(1, 3, 24, 32)
-    with patches.export_friendly(module, "SwinIR") as friendly:
-        graph = third_party._export(friendly, example, dynamo=False)
+    graph = third_party._export(patches.export_friendly(module, "SwinIR"), example, dynamo=False)
     assert batch_mixing(graph) < 1e-5  # each image of a batch comes out as it does alone
     assert third_party._parity(graph, module, [(16, 16), (20, 28)], fp16=False).within(fp16=False)
     traced = third_party._export(module, example, dynamo=False)
