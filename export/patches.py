@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import sys
 import types
 from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
+
+Patch = Callable[[nn.Module, types.ModuleType], contextlib.AbstractContextManager[None]]
+"""Rebinds layers of the copy given (in the architecture's Python module given) and returns what to hold open
+while exporting."""
 
 
 def _reflect_indices(size: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -45,18 +50,17 @@ def _dctlsa_layer_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return self.patch_unembed(x, size)[:, :, :h, :w]
 
 
-def _window_reverse(windows: torch.Tensor, window_size: int, h: int, w: int) -> torch.Tensor:
-    """Swin's ``window_reverse`` with the batch left to ``view`` (the original computes it in Python floats,
-    which a tracer bakes in: a graph for one image only)."""
-    channels = windows.shape[-1]
-    x = windows.view(-1, h // window_size, w // window_size, window_size, window_size, channels)
-    return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(-1, h, w, channels)
-
-
 def _windows2img(windows: torch.Tensor, window_h: int, window_w: int, h: int, w: int) -> torch.Tensor:
-    """RGT's and CRAFT's ``windows2img`` (rectangular windows) with the batch left to ``view``, as above."""
+    """Window attention's windows merged back into a (B, h, w, C) image with the batch left to ``view``: the
+    originals (RGT's and CRAFT's ``windows2img``, Swin's ``window_reverse``) compute it in Python floats, which a
+    tracer bakes in (a graph for one image only)."""
     x = windows.view(-1, h // window_h, w // window_w, window_h, window_w, windows.shape[-1])
     return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(-1, h, w, windows.shape[-1])
+
+
+def _window_reverse(windows: torch.Tensor, window_size: int, h: int, w: int) -> torch.Tensor:
+    """Swin's ``window_reverse``: square windows."""
+    return _windows2img(windows, window_size, window_size, h, w)
 
 
 def _dctlsa_layers(module: nn.Module, namespace: types.ModuleType) -> contextlib.AbstractContextManager[None]:
@@ -66,14 +70,15 @@ def _dctlsa_layers(module: nn.Module, namespace: types.ModuleType) -> contextlib
     return contextlib.nullcontext()
 
 
-def _batch_free_window_reverse(module: nn.Module,
-                               namespace: types.ModuleType) -> contextlib.AbstractContextManager[None]:
-    return _swapped(namespace, "window_reverse", _window_reverse)
+def _swap(name: str, value: object, module: nn.Module,
+          namespace: types.ModuleType) -> contextlib.AbstractContextManager[None]:
+    return _swapped(namespace, name, value)
 
 
-def _batch_free_windows2img(module: nn.Module,
-                            namespace: types.ModuleType) -> contextlib.AbstractContextManager[None]:
-    return _swapped(namespace, "windows2img", _windows2img)
+def _swapping(name: str, value: object) -> Patch:
+    """A patch that replaces the architecture module's helper ``name`` with ``value`` while held (a partial:
+    ``args`` say what it swaps)."""
+    return functools.partial(_swap, name, value)
 
 
 def _namespace(module: nn.Module) -> types.ModuleType:
@@ -93,17 +98,13 @@ def _swapped(namespace: types.ModuleType, name: str, value: object) -> Iterator[
         setattr(namespace, name, original)
 
 
-Patch = Callable[[nn.Module, types.ModuleType], contextlib.AbstractContextManager[None]]
-"""Rebinds layers of the copy given (in the architecture's Python module given) and returns what to hold open
-while exporting."""
-
-_SWIN = (_batch_free_window_reverse,)
+_SWIN = (_swapping("window_reverse", _window_reverse),)
 PATCHES: dict[str, tuple[Patch, ...]] = {
-    "DCTLSA": (_dctlsa_layers, _batch_free_window_reverse),
+    "DCTLSA": (_dctlsa_layers, *_SWIN),
     # Swin-style window attention: `window_reverse` computes the batch in Python
     "SwinIR": _SWIN, "Swin2SR": _SWIN, "HAT": _SWIN, "DRCT": _SWIN, "ATD": _SWIN,
     # rectangular windows, the same batch arithmetic
-    "RGT": (_batch_free_windows2img,), "CRAFT": (_batch_free_windows2img,),
+    "RGT": (_swapping("windows2img", _windows2img),), "CRAFT": (_swapping("windows2img", _windows2img),),
 }
 """spandrel architecture name -> the patches its network needs to trace at every size and batch."""
 

@@ -239,13 +239,12 @@ def _parity(data: bytes, reference: nn.Module, shapes: list[tuple[int, int]], fp
             x = np.concatenate([x, photo_like(h, w, seed=h + w)[:, :, ::-1].copy()])
         try:
             got = run(x)
-            if len(x) > 1 and (mixed := max(float(np.abs(got[i:i + 1] - run(x[i:i + 1])).max())
-                                            for i in range(len(x)))) > BATCH_NOISE:
-                raise ValueError(f"mixes the images of a batch ({mixed:.1e} from each run alone, at {h}x{w})")
-        except ValueError:
-            raise
+            alone = [run(x[i:i + 1]) for i in range(len(x))] if len(x) > 1 else [got]
         except Exception as exc:  # onnxruntime's Fail/RuntimeException: the graph cannot run at this shape
             raise ValueError(f"fails at {h}x{w} inputs ({_first_line(exc)})") from None
+        mixed = float(np.abs(got - np.concatenate(alone)).max())
+        if mixed > BATCH_NOISE:
+            raise ValueError(f"mixes the images of a batch ({mixed:.1e} from each run alone, at {h}x{w})")
         with torch.no_grad():
             want = reference(torch.from_numpy(x)).numpy()
         if got.shape != want.shape:
