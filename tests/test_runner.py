@@ -17,16 +17,21 @@ from upscale.job import failure_message
 from .conftest import photo
 
 
-def test_failures_are_named_by_step_and_bugs_are_not_dressed_as_user_errors() -> None:
+def test_failures_are_named_by_step_and_bugs_are_one_line_marked_unexpected(monkeypatch) -> None:
+    monkeypatch.delenv("UPSCALE_DEBUG", raising=False)
     assert failure_message(ImageError("a.png", "file is truncated"), "decode") == "file is truncated"
     assert failure_message(MemoryError(), "decode").startswith("out of memory while decoding: ")
     assert "--tile" not in failure_message(MemoryError(), "upscale")  # the tile is not what runs out
     assert failure_message(OSError(28, "No space left on device"), "write", "out/a.png") == \
         "cannot write out/a.png: No space left on device"
+    assert failure_message(KeyError("bug"), "upscale") == "unexpected error, please report: KeyError: 'bug'"
+    assert failure_message(OSError("not expected\nwhile upscaling"), "upscale") == \
+        "unexpected error, please report: OSError: not expected"
+    with pytest.raises(KeyboardInterrupt):  # only an interrupt (and SystemExit) passes
+        failure_message(KeyboardInterrupt(), "upscale")
+    monkeypatch.setenv("UPSCALE_DEBUG", "1")  # developers see the bug itself
     with pytest.raises(KeyError):
         failure_message(KeyError("bug"), "upscale")
-    with pytest.raises(OSError):
-        failure_message(OSError("not expected while upscaling"), "upscale")
 
 
 def test_run_directory_is_the_whole_command_as_a_call(tmp_path: Path, tiny_model: Path) -> None:

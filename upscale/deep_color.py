@@ -17,13 +17,13 @@ from PIL import Image
 
 from .png import write_png
 
-_DEEP_RAWMODES = {f"{m};16{e}" for m in ("RGB", "RGBA", "LA") for e in "BLN"}
+_DEEP_RAWMODES = {f"{m};16{e}" for m in ("RGB", "RGBA", "RGBa", "LA") for e in "BLN"}
 
 
 def deep_color_rawmode(im: Image.Image) -> str | None:
     """The 16-bit raw mode of an image whose samples Pillow would cut to 8 bits, else None.
 
-    Covers 16-bit RGB, RGBA and grey+alpha (which Pillow opens as 8-bit RGB, RGBA and RGBA).
+    Covers 16-bit RGB, RGBA, premultiplied RGBa and grey+alpha (which Pillow opens as 8-bit RGB and RGBA).
     """
     if im.mode not in ("RGB", "RGBA") or len(im.tile) != 1:
         return None
@@ -45,6 +45,8 @@ def read_deep_color(path: Path, rawmode: str) -> np.ndarray:
             return np.asarray(im, dtype=np.uint8)
 
     mode = rawmode.split(";")[0]
+    if mode == "RGBa":  # premultiplied: read as RGBA, then divided by alpha as Pillow does for 8-bit
+        return _unpremultiply(read_deep_color(path, "RGBA" + rawmode[4:]))
     if mode == "LA":
         # Grey+alpha at 16 bits is 4 bytes a pixel, like 8-bit RGBA: one decode yields every byte.
         raw = decode("RGBA").astype(np.uint16)
@@ -56,6 +58,14 @@ def read_deep_color(path: Path, rawmode: str) -> np.ndarray:
     if endian == "N":
         endian = "L" if sys.byteorder == "little" else "B"
     return (first << 8 | second) if endian == "B" else (second << 8 | first)
+
+
+def _unpremultiply(rgba: np.ndarray) -> np.ndarray:
+    """Colour divided by alpha (premultiplied, "associated" alpha to straight), rounded; transparent pixels 0."""
+    alpha = rgba[..., 3:].astype(np.float64)
+    colour = np.where(alpha > 0, rgba[..., :3] * 65535.0 / np.maximum(alpha, 1), 0)
+    straight = np.clip(np.rint(colour), 0, 65535).astype(np.uint16)
+    return np.concatenate([straight, rgba[..., 3:]], axis=2)
 
 
 def encode_png16(pixels: np.ndarray, icc_profile: bytes | None = None, exif: bytes | None = None,
@@ -86,10 +96,11 @@ def tiff_size(path: Path) -> tuple[int, int]:
         return page.imagewidth, page.imagelength
 
 
-def read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray, bytes | None]:
+def read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray, bytes | None, int]:
     """Decode the first page of a TIFF that Pillow cannot open (e.g. 16-bit grey+alpha) with tifffile.
 
-    Returns HxWxC (C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) uint8 or uint16 and the ICC profile.
+    Returns HxWxC (C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) uint8 or uint16 as stored (not turned), the ICC
+    profile and the orientation tag (1..8) to turn it by.
     Raises ValueError with the cause for layouts this tool does not handle.
     """
     import tifffile  # a dependency already (16-bit TIFF writing), imported only for this rare case
@@ -102,6 +113,8 @@ def read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray, bytes | None]:
         data = page.asarray()
         icc = page.tags.get(34675)
         icc_bytes = bytes(icc.value) if icc is not None else None
+        orientation = page.tags.get(274)
+        turn = orientation.value if orientation is not None and isinstance(orientation.value, int) else 1
         separate = page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and data.ndim == 3
     if separate:
         data = np.moveaxis(data, 0, -1)
@@ -109,4 +122,4 @@ def read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray, bytes | None]:
         data = data[..., None]
     if data.dtype not in (np.uint8, np.uint16) or data.ndim != 3 or data.shape[2] not in (1, 2, 3, 4):
         raise ValueError(f"unsupported TIFF layout: {data.dtype} samples of shape {data.shape}")
-    return np.ascontiguousarray(data), icc_bytes
+    return np.ascontiguousarray(data), icc_bytes, turn if 1 <= turn <= 8 else 1

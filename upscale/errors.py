@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+UNEXPECTED = "unexpected error, please report"
+"""How a failure that no rule expects starts its one line (a bug, ours or a library's)."""
+
+
+def debugging() -> bool:
+    """``UPSCALE_DEBUG=1``: unexpected errors are raised with their traceback instead of becoming one line (for
+    developers; users never see a traceback)."""
+    return os.environ.get("UPSCALE_DEBUG", "") not in ("", "0")
+
+
+def first_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, for one-line reports of exceptions nobody expected."""
+    text = str(exc).strip().split("\n")[0][:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class UpscaleError(Exception):
@@ -15,6 +31,10 @@ class DeviceError(UpscaleError):
 
 class ModelError(UpscaleError):
     """A model file is missing, unreadable, or breaks the model contract."""
+
+
+class ModelRunError(UpscaleError):
+    """The model failed on one picture at run time (an onnxruntime error): that file fails, the batch goes on."""
 
 
 class UsageError(UpscaleError):

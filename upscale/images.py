@@ -8,7 +8,10 @@ target, fsync, then rename, so no reader ever sees a truncated file under the fi
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
+import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +25,7 @@ from .evidence import jpeg_quality
 from .files import Publication, open_atomic, write_atomic
 from .formats import EXTENSIONS as OPTIONAL_EXTS
 from .formats import encode_deep_heif, missing, read_deep_heif, register_installed
+from .jpeg_scan import scan_data
 from .photo_metadata import (
     TIFF_IPTC,
     TIFF_XMP,
@@ -108,14 +112,19 @@ def probe_header(path: Path) -> tuple[tuple[int, int], str, bool]:
             with Image.open(path) as im:
                 deep = im.mode.startswith("I") or im.mode == "F" or deep_color_rawmode(im) is not None
                 return im.size, im.format or "", deep
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
+    except _DECODE_ERRORS as exc:
         if isinstance(exc, Image.UnidentifiedImageError) and is_tiff(path):
             try:
                 return tiff_size(path), "TIFF", True
-            except (OSError, ValueError) as tiff_exc:
+            except _TIFFFILE_ERRORS as tiff_exc:
                 raise ImageError(path, describe_error(tiff_exc)) from None
         raise ImageError(path, describe_error(exc)) from None
 
+
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, NotImplementedError, Image.DecompressionBombError)
+"""What Pillow raises for a file it cannot read (NotImplementedError: a variant its plugin does not support)."""
+_TIFFFILE_ERRORS = (OSError, ValueError, IndexError, KeyError, TypeError, struct.error)
+"""What tifffile raises for a damaged TIFF (it indexes tag values and unpacks offsets as it finds them)."""
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -138,15 +147,34 @@ def _png_header(path: Path) -> tuple[tuple[int, int], str, bool] | None:
 
 def upright_size(path: Path) -> tuple[int, int]:
     """(width, height) as displayed: the header's size, turned by the EXIF orientation (what outputs carry)."""
-    size = probe_header(path)[0]
+    size, fmt, _ = probe_header(path)
+    if fmt == "TIFF" and pillow_turns_tiffs():
+        return size  # Pillow's TIFF size is the upright one already
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(path) as im:
-                orientation = int(im.getexif().get(_ORIENTATION_TAG, 1) or 1)
-    except (OSError, ValueError, SyntaxError):
+                orientation = _orientation(im.getexif())
+    except Exception:  # an EXIF block that cannot be read turns nothing (as when decoding)
         orientation = 1
     return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
+
+
+def _orientation(exif: Image.Exif) -> int:
+    """EXIF's orientation, 1 where it is missing or not one of the eight values."""
+    value = exif.get(_ORIENTATION_TAG, 1)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+@functools.cache
+def pillow_turns_tiffs() -> bool:
+    """Whether this Pillow turns a TIFF upright as it loads it (Pillow 12 on: its size is the upright size, and
+    loading applies the orientation tag), so that we must not turn it again."""
+    buffer, exif = io.BytesIO(), Image.Exif()
+    exif[_ORIENTATION_TAG] = 6
+    Image.new("L", (2, 1)).save(buffer, "TIFF", exif=exif)
+    with Image.open(buffer) as im:
+        return im.size == (1, 2)
 
 
 _TAIL = 1024  # bytes read from a file's end to see that it was written to the end
@@ -214,7 +242,7 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
                 return _decode(path, im)
     except ImageError:
         raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError) as exc:
+    except _DECODE_ERRORS as exc:
         if isinstance(exc, Image.UnidentifiedImageError) and is_tiff(path):
             return _read_with_tifffile(path, max_pixels)
         raise ImageError(path, describe_error(exc)) from None
@@ -223,9 +251,10 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
 def _read_with_tifffile(path: Path, max_pixels: int) -> Picture:
     """TIFF layouts Pillow cannot open (16-bit grey+alpha): tifffile decodes them."""
     try:
-        data, icc = read_tiff(path, max_pixels)
-    except (OSError, ValueError) as exc:
+        data, icc, orientation = read_tiff(path, max_pixels)
+    except _TIFFFILE_ERRORS as exc:
         raise ImageError(path, describe_error(exc)) from None
+    data = apply_orientation(data, orientation)  # tifffile reads the stored pixels, never turned
     has_alpha = data.shape[2] in (2, 4)
     pixels, alpha = (data[..., :-1], data[..., -1]) if has_alpha else (data, None)
     return Picture(np.ascontiguousarray(pixels), None if alpha is None else np.ascontiguousarray(alpha), icc, None,
@@ -234,14 +263,16 @@ def _read_with_tifffile(path: Path, max_pixels: int) -> Picture:
 
 def _decode(path: Path, im: Image.Image) -> Picture:
     notes: list[str] = []
-    frames = getattr(im, "n_frames", 1)
-    if frames > 1:
-        notes.append(f"animated image with {frames} frames: only the first frame was upscaled")
+    frames = _frames_note(im)
+    if frames:
+        notes.append(frames)
     icc = im.info.get("icc_profile") or None
     deep = deep_color_rawmode(im)  # before getexif(), which may decode the pixels to find EXIF
-    exif = im.getexif()
-    orientation = int(exif.get(_ORIENTATION_TAG, 1) or 1)
+    exif = _exif_of(im, notes)
     source_format = im.format
+    orientation = 1 if source_format == "TIFF" and pillow_turns_tiffs() else _orientation(exif)
+    if source_format in ("JPEG", "MPO"):
+        _check_jpeg_data(path)
     alpha: np.ndarray | None = None
 
     heif16 = read_deep_heif(path) if source_format == "HEIF" and im.info.get("bit_depth", 8) > 8 else None
@@ -277,14 +308,79 @@ def _decode(path: Path, im: Image.Image) -> Picture:
         exif[_ORIENTATION_TAG] = 1  # the pixels are upright now
     if source_format == "TIFF":
         _drop_layout_tags(exif)
+    if source_format == "BMP" and alpha is not None:
+        notes.append("BMP as written holds no alpha: transparency dropped (--format png keeps it)")
     quality = jpeg_quality(getattr(im, "quantization", None)) if source_format in ("JPEG", "MPO") else None
-    meta = _photo_metadata(path, im, source_format)
-    return Picture(pixels, alpha, icc, exif.tobytes() if len(exif) else None, source_format, notes, quality,
-                   meta.xmp, meta.iptc)
+    meta = _photo_metadata(path, im, source_format, notes)
+    return Picture(pixels, alpha, icc, _exif_bytes(exif, notes), source_format, notes, quality, meta.xmp, meta.iptc)
 
 
-def _photo_metadata(path: Path, im: Image.Image, source_format: str | None) -> PhotoMetadata:
-    """XMP and IPTC, where each format keeps them (`photo_metadata`)."""
+_FRAMES_COUNTED = 100
+"""Frames counted at most for the animation warning: a 50,000-page TIFF is walked page by page to count them."""
+
+
+def _frames_note(im: Image.Image) -> str | None:
+    """The warning for a file of several frames (of which only the first is upscaled), or None."""
+    try:
+        if not getattr(im, "is_animated", False):
+            return None
+        count = 1
+        while count < _FRAMES_COUNTED:
+            im.seek(count)
+            count += 1
+    except EOFError:
+        pass
+    except Exception:  # a damaged later frame: the first one is all we upscale
+        return "several frames (later ones unreadable): only the first frame was upscaled"
+    finally:
+        with contextlib.suppress(Exception):  # back to the first frame, the one decoded
+            im.seek(0)
+    counted = f"{count}" if count < _FRAMES_COUNTED else f"{_FRAMES_COUNTED} or more"
+    return f"animated image with {counted} frames: only the first frame was upscaled"
+
+
+def _exif_of(im: Image.Image, notes: list[str]) -> Image.Exif:
+    """The file's EXIF, or an empty block (with a note) where Pillow cannot parse it: metadata never fails a
+    picture."""
+    try:
+        return im.getexif()
+    except Exception as exc:
+        notes.append(f"EXIF unreadable, not carried ({type(exc).__name__}: {str(exc)[:100]})")
+        return Image.Exif()
+
+
+def _exif_bytes(exif: Image.Exif, notes: list[str]) -> bytes | None:
+    """The EXIF block to carry, or None (with a note) where Pillow cannot write what it read back out."""
+    if not len(exif):
+        return None
+    try:
+        return exif.tobytes()
+    except Exception as exc:
+        notes.append(f"EXIF could not be re-written, not carried ({type(exc).__name__}: {str(exc)[:100]})")
+        return None
+
+
+def _check_jpeg_data(path: Path) -> None:
+    """Refuse a JPEG whose compressed data is too short for its stated size (`jpeg_scan`): libjpeg would fill
+    the rest with grey without an error."""
+    with path.open("rb") as f:
+        found = scan_data(f.read())
+    if found is not None and found.present_share < 1.0:
+        raise ImageError(path, f"the compressed data ends early: {found.entropy_bytes:,} bytes can hold at most "
+                               f"{found.present_share:.1%} of its {found.width}x{found.height} pixels (the rest "
+                               "would be flat grey)")
+
+
+def _photo_metadata(path: Path, im: Image.Image, source_format: str | None, notes: list[str]) -> PhotoMetadata:
+    """XMP and IPTC, where each format keeps them; blocks that cannot be read are left out with a note."""
+    try:
+        return _read_photo_metadata(path, im, source_format)
+    except Exception as exc:
+        notes.append(f"XMP/IPTC unreadable, not carried ({type(exc).__name__}: {str(exc)[:100]})")
+        return PhotoMetadata()
+
+
+def _read_photo_metadata(path: Path, im: Image.Image, source_format: str | None) -> PhotoMetadata:
     if source_format in ("JPEG", "MPO"):
         return from_jpeg_segments(getattr(im, "applist", []))
     if source_format == "PNG":
@@ -362,7 +458,9 @@ def image_extensions() -> set[str]:
     """Lower-case extensions Pillow can open, and the modern formats' whether or not their plugin is installed
     (a file of one is then a failure naming the extra, not an ignored file)."""
     register_installed()
-    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN} | set(OPTIONAL_EXTS)
+    registered = Image.registered_extensions()  # loads every plugin first: Image.OPEN is complete after it
+    openable = set(Image.OPEN) | {"MPO"}  # MPO files are opened by the JPEG plugin: no opener of their own
+    return {ext for ext, fmt in registered.items() if fmt in openable} | set(OPTIONAL_EXTS)
 
 
 def format_of_extension(suffix: str) -> str | None:
@@ -433,11 +531,13 @@ def write_picture(path: Path, picture: Picture, fmt: str, quality: int = 95,
     """Write ``picture`` to ``path`` atomically in format ``fmt`` (or staged for ``publication``); (bytes written,
     warnings about what the format lost). PNG streams band by band from the arrays (`png.write_png`): no copy of
     the image is made."""
+    _check_fits_format(picture, fmt)
     if fmt == "PNG":
-        meta, exif = _metadata_for_output(picture)
+        notes: list[str] = []
+        meta, exif = _metadata_for_output(picture, notes)
         with open_atomic(path, publication) as f:
             size = write_png(f, picture.pixels, picture.alpha, picture.icc_profile, exif, png_compression, meta)
-        return size, []
+        return size, notes
     data, notes = encode(picture, fmt, quality, png_compression)
     write_atomic(path, data, publication)
     return len(data), notes
@@ -446,12 +546,14 @@ def write_picture(path: Path, picture: Picture, fmt: str, quality: int = 95,
 def encode(picture: Picture, fmt: str, quality: int = 95,
            png_compression: int = DEFAULT_PNG_COMPRESSION) -> tuple[bytes, list[str]]:
     """The bytes of ``picture`` in Pillow format ``fmt``, and any warnings about what the format lost."""
-    meta, exif = _metadata_for_output(picture)
+    _check_fits_format(picture, fmt)
+    notes: list[str] = []
+    meta, exif = _metadata_for_output(picture, notes)
     if fmt == "PNG":
         buffer = io.BytesIO()
         write_png(buffer, picture.pixels, picture.alpha, picture.icc_profile, exif, png_compression, meta)
-        return buffer.getvalue(), []
-    notes: list[str] = meta.lost_in(fmt)
+        return buffer.getvalue(), notes
+    notes += meta.lost_in(fmt)
     image = _to_pillow(picture, fmt, notes, meta, quality, exif)
     if isinstance(image, bytes):
         return image, notes
@@ -471,17 +573,46 @@ def encode(picture: Picture, fmt: str, quality: int = 95,
     if fmt == "TIFF":
         params["compression"] = "tiff_deflate"
     buffer = io.BytesIO()
-    image.save(buffer, fmt, **params)
+    try:
+        image.save(buffer, fmt, **params)
+    except (RuntimeError, ValueError, TypeError, OSError) as exc:
+        if fmt != "TIFF" or not exif:
+            raise
+        # libtiff refuses some EXIF entries that Pillow read ("Error setting from dictionary"): the picture is
+        # written without them rather than not at all
+        notes.append(f"EXIF entries that libtiff refused were not carried ({str(exc)[:100]})")
+        params["exif"] = _tiff_directory(None, meta, notes)
+        buffer = io.BytesIO()
+        image.save(buffer, fmt, **params)
     if fmt == "JPEG":
         return splice_into_jpeg(buffer.getvalue(), jpeg_segments(meta)), notes
     return buffer.getvalue(), notes
 
 
-def _metadata_for_output(picture: Picture) -> tuple[PhotoMetadata, bytes | None]:
-    """XMP and IPTC to write, and the EXIF block, each saying the output's size (EXIF's thumbnail left out)."""
+def _metadata_for_output(picture: Picture, notes: list[str]) -> tuple[PhotoMetadata, bytes | None]:
+    """XMP and IPTC to write, and the EXIF block, each saying the output's size (EXIF's thumbnail left out); an
+    EXIF block that cannot be re-laid out is left out with a note, never failing the picture."""
     width, height = picture.size
     meta = PhotoMetadata(for_output(picture.xmp, width, height), picture.iptc)
-    return meta, exif_for_output(picture.exif, width, height)
+    try:
+        exif = exif_for_output(picture.exif, width, height)
+    except Exception as exc:
+        notes.append(f"EXIF could not be re-written, not carried ({type(exc).__name__}: {str(exc)[:100]})")
+        exif = None
+    return meta, exif
+
+
+_LARGEST_SIDE = {"WEBP": 16383, "JPEG": 65535, "AVIF": 65535, "HEIF": 65535}
+"""Formats whose pictures cannot be wider or taller than this many pixels."""
+
+
+def _check_fits_format(picture: Picture, fmt: str) -> None:
+    """Refuse, before encoding, an output the format cannot hold (its encoder would raise a bare ValueError)."""
+    largest = _LARGEST_SIDE.get(fmt)
+    width, height = picture.size
+    if largest is not None and max(width, height) > largest:
+        raise ImageError(fmt, f"the output is {width}x{height}, and {fmt} holds at most {largest:,} pixels a side; "
+                              "choose another --format (png, tiff) or a smaller --scale")
 
 
 _SUB_DIRECTORIES = {0x8769: "camera settings (the Exif sub-directory)", 0x8825: "GPS position"}

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path, PurePath
 
 from .auto import AutoModel, model_for
-from .errors import ImageError
+from .errors import UNEXPECTED, ImageError, UpscaleError, debugging, first_line
 from .files import Publication, write_atomic
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION, Picture, read_image, write_picture
 from .memory import Budget, budget, image_need, refusal, return_large_blocks_to_the_system
@@ -74,10 +75,18 @@ class FileResult:
     warnings: list[str] = field(default_factory=list)
     model: str | None = None  # with --model auto: the model chosen for this file
     model_reason: str | None = None  # and why (upscale.auto.decide)
+    traceback: str | None = None
+    """For an unexpected error (a bug, ours or a library's, met on this file): where it was raised, for a report."""
 
-    def fail(self, error: str) -> None:
+    def fail(self, error: str, details: str | None = None) -> None:
         """The file failed with ``error`` (one line): no output came of it."""
         self.status, self.error, self.output_size, self.output_bytes = Status.FAILED, error, None, None
+        self.traceback = details
+
+    def fail_by(self, exc: BaseException, step: str, output: PurePath | str | None = None) -> None:
+        """The file failed because ``step`` raised ``exc``: its one-line cause, and the traceback when it was not
+        an expected failure (`failure_message`)."""
+        self.fail(failure_message(exc, step, output), None if is_expected(exc, step) else traceback_of(exc))
 
     def upscaled(self, size: tuple[int, int], warnings: list[str], chosen: str, why: str | None) -> None:
         """The upscale step's outcome: the output's size, the decoder's warnings, and with ``--model auto`` the
@@ -125,23 +134,33 @@ def new_result(job: Job) -> FileResult:
                       warnings=[job.note] if job.note else [])
 
 
+def is_expected(exc: BaseException, step: str) -> bool:
+    """Whether ``exc`` is a failure a user can cause and a rule names (a bad file, a full disk, too little memory)."""
+    return isinstance(exc, UpscaleError | MemoryError) or (isinstance(exc, OSError) and step == "write")
+
+
+def traceback_of(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))
+
+
 def failure_message(exc: BaseException, step: str, output: PurePath | str | None = None) -> str:
-    """The one-line cause of an expected failure in ``step`` (decode, upscale or write), for reports; a write
-    failure names the ``output`` it could not write (the error line itself names the input)."""
+    """The one-line cause of a failure in ``step`` (decode, upscale or write), for reports; a write failure names
+    the ``output`` it could not write (the error line itself names the input). Whatever else a file raises is one
+    line too, marked unexpected; only KeyboardInterrupt and SystemExit pass (and everything, with
+    ``UPSCALE_DEBUG=1``)."""
     if isinstance(exc, ImageError):
         return exc.cause
+    if isinstance(exc, UpscaleError):  # e.g. the model failed on this picture (`model.ModelRunError`)
+        return str(exc)
     if isinstance(exc, MemoryError):  # what the prediction let through did not fit after all
         doing = {"decode": "decoding", "upscale": "upscaling", "write": "encoding"}[step]
         return (f"out of memory while {doing}: the image needs more than this process could get; try a smaller "
                 "--scale, or --max-memory below the real limit so images are planned to fit")
     if isinstance(exc, OSError) and step == "write":
         return f"cannot write {output or 'the output'}: {exc.strerror or exc}"
-    raise exc  # not an expected failure: a bug, never dressed up as a user error
-
-
-
-EXPECTED = (ImageError, MemoryError, OSError)
-"""What `failure_message` turns into a failed result."""
+    if not isinstance(exc, Exception) or debugging():
+        raise exc
+    return f"{UNEXPECTED}: {first_line(exc)}"
 
 
 def factor_of(job: Job, options: UpscaleOptions, model_scale: int) -> float:
@@ -200,7 +219,7 @@ def write_timed(job: Job, picture: Picture, output: OutputOptions) -> tuple[int,
 
 def run_job(model: UpscaleModel | AutoModel, job: Job, options: UpscaleOptions, output: OutputOptions,
             on_pixels=None) -> FileResult:
-    """Upscale one file, step after step; every expected failure becomes a failed result, never an exception."""
+    """Upscale one file, step after step; every failure becomes a failed result, never an exception."""
     result = new_result(job)
     step = "decode"
     seconds = {"decode": 0.0, "upscale": 0.0, "write": 0.0}
@@ -214,8 +233,8 @@ def run_job(model: UpscaleModel | AutoModel, job: Job, options: UpscaleOptions, 
         upscaled = upscale_job(model, picture, options, result, on_pixels)
         seconds["upscale"], start, step = time.perf_counter() - start, time.perf_counter(), "write"
         result.wrote(*write_job(job, upscaled, output))
-    except EXPECTED as exc:
-        result.fail(failure_message(exc, step, job.output))
+    except Exception as exc:  # one file's trouble, whatever it is, is that file's row
+        result.fail_by(exc, step, job.output)
     seconds[step] = time.perf_counter() - start
     result.timed(**seconds)
     return result

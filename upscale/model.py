@@ -19,7 +19,7 @@ import onnxruntime as ort
 
 from .contract import ModelInfo
 from .device import Device, DeviceError, quiet_session, resolve_device
-from .errors import ModelError
+from .errors import ModelError, ModelRunError
 from .registry import resolve_model_path
 from .untrusted import check_onnx_external_data
 
@@ -103,8 +103,22 @@ class UpscaleModel:
     def _run(self, session: ort.InferenceSession, feed: np.ndarray) -> np.ndarray:
         """One session on a batch; a fixed-window graph (traced for one image) takes its images one by one."""
         if (self.info.fixed_window or self.info.max_batch == 1) and len(feed) > 1:
-            return np.concatenate([session.run(None, {self.input_name: feed[i : i + 1]})[0] for i in range(len(feed))])
-        return session.run(None, {self.input_name: feed})[0]
+            return np.concatenate([_run_session(session, self.input_name, feed[i : i + 1]) for i in range(len(feed))])
+        return _run_session(session, self.input_name, feed)
+
+
+def _run_session(session: ort.InferenceSession, input_name: str, feed: np.ndarray) -> np.ndarray:
+    """``session.run`` whose failures are one line: onnxruntime's errors (no common public base) become
+    MemoryError where it could not allocate (the file's row then says so), else ModelRunError."""
+    try:
+        return session.run(None, {input_name: feed})[0]
+    except MemoryError:
+        raise
+    except Exception as exc:
+        text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        if any(sign in text for sign in ("Failed to allocate memory", "bad_alloc", "out of memory")):
+            raise MemoryError(text) from exc
+        raise ModelRunError(f"the model failed on this picture: {text}") from exc
 
 
 def _padded(size: int, multiple_of: int, min_size: int) -> int:
@@ -115,7 +129,11 @@ def _probe_scale(session: ort.InferenceSession) -> int:
     inp = session.get_inputs()[0]
     dtype = np.float16 if "float16" in inp.type else np.float32
     h, w = _PROBE_SIZE
-    out = session.run(None, {inp.name: np.zeros((1, 3, h, w), dtype)})[0]
+    try:
+        out = _run_session(session, inp.name, np.zeros((1, 3, h, w), dtype))
+    except (ModelRunError, MemoryError) as exc:
+        raise ModelError(f"a {w}x{h} probe, run to find the scale of a model without metadata, failed: "
+                         f"{str(exc).removeprefix('the model failed on this picture: ')}") from None
     if out.ndim != 4 or out.shape[2] % h or out.shape[3] % w or out.shape[2] // h != out.shape[3] // w:
         raise ModelError(f"output shape {out.shape} for input (1,3,{h},{w}) is not a whole-number upscale")
     return out.shape[2] // h

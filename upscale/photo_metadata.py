@@ -68,6 +68,8 @@ def from_jpeg_segments(applist: list[tuple[str, bytes]]) -> PhotoMetadata:
             standard = data[len(XMP_SIGNATURE):]
         elif marker == "APP1" and data.startswith(EXTENDED_SIGNATURE):
             body = data[len(EXTENDED_SIGNATURE):]
+            if len(body) < 40:  # too short for its GUID, length and offset: not a part
+                continue
             guid, (_, offset) = body[:32], struct.unpack(">II", body[32:40])
             parts.setdefault(guid, {})[offset] = body[40:]
         elif marker == "APP13" and data.startswith(PHOTOSHOP_SIGNATURE) and iptc is None:
@@ -174,17 +176,30 @@ _EXIF_IFD, _PIXEL_X, _PIXEL_Y = 0x8769, 0xA002, 0xA003
 
 
 def merge_xmp(standard: bytes, extended: bytes) -> bytes:
-    """One packet: the extended packet's descriptions added inside the standard one's ``rdf:RDF``."""
-    inner = re.search(rb"<rdf:RDF[^>]*>(.*)</rdf:RDF>", extended, re.S)
+    """One packet: the extended packet's descriptions added inside the standard one's ``rdf:RDF``. Found with
+    plain searches (each a linear pass): a stranger's packet never meets a backtracking expression."""
+    opening = extended.find(b"<rdf:RDF")
+    inner_start = extended.find(b">", opening) + 1 if opening >= 0 else 0
+    inner_end = extended.rfind(b"</rdf:RDF>")
     end = standard.rfind(b"</rdf:RDF>")
-    if inner is None or end < 0:
+    if opening < 0 or inner_start == 0 or inner_end < inner_start or end < 0:
         return standard
-    return standard[:end] + inner.group(1) + standard[end:]
+    return standard[:end] + extended[inner_start:inner_end] + standard[end:]
+
+
+_EXTENSION_NOTES = (re.compile(rb'xmpNote:HasExtendedXMP="[0-9A-Fa-f]{32}"'),
+                    re.compile(rb"<xmpNote:HasExtendedXMP>[0-9A-Fa-f]{32}</xmpNote:HasExtendedXMP>"))
 
 
 def _without_extension_note(packet: bytes) -> bytes:
-    packet = re.sub(rb'\s*xmpNote:HasExtendedXMP="[0-9A-Fa-f]{32}"', b"", packet)
-    return re.sub(rb"\s*<xmpNote:HasExtendedXMP>[0-9A-Fa-f]{32}</xmpNote:HasExtendedXMP>", b"", packet)
+    """The packet without its note naming the extension (which the merged packet no longer has), and the white
+    space before the note. Each expression starts with a literal, so the search is linear in the packet."""
+    for note in _EXTENSION_NOTES:
+        found = note.search(packet)
+        if found:
+            start = len(packet[:found.start()].rstrip())
+            packet = packet[:start] + packet[found.end():]
+    return packet
 
 
 # --- writing -------------------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 Decoding (Pillow) and encoding (zlib, libjpeg, libwebp) release the GIL, so they overlap with
 onnxruntime's inference on the main thread. Each stage holds at most a few images, so memory stays
 bounded however long the folder. Results come back in input order with the same semantics as
-`job.run_job`, whose steps (`decode_job`, `upscale_job`, `write_job`, `failure_message`) these are: every
-expected failure is a failed result, never an exception.
+`job.run_job`, whose steps (`decode_job`, `upscale_job`, `write_job`, `FileResult.fail_by`) these are: every
+failure is that file's failed result, never an exception.
 
 On KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one by the CLI) no new work starts, the writes
 already running finish (each is atomic), and the interrupt is re-raised after the finished results
@@ -26,7 +26,6 @@ from .auto import AutoModel
 from .files import Publication
 from .images import Picture
 from .job import (
-    EXPECTED,
     FileResult,
     Job,
     OutputOptions,
@@ -34,7 +33,6 @@ from .job import (
     check_fits,
     decode_job,
     factor_of,
-    failure_message,
     new_result,
     upscale_jobs,
     write_job,
@@ -85,14 +83,15 @@ def _small(job: Job) -> bool:
     return job.pixels is not None and job.pixels <= SMALL_PICTURE
 
 
-def _decode(job: Job, output: OutputOptions, factor: float, room: Budget) -> tuple[Picture | None, str | None, float]:
-    """(picture or None, error or None, seconds this decode took on its thread)."""
+def _decode(job: Job, output: OutputOptions, factor: float,
+            room: Budget) -> tuple[Picture | None, Exception | None, float]:
+    """(picture or None, what decoding raised or None, seconds this decode took on its thread)."""
     start = time.perf_counter()
     try:
         check_fits(job, factor, room)
         return decode_job(job, output), None, time.perf_counter() - start
-    except EXPECTED as exc:
-        return None, failure_message(exc, "decode"), time.perf_counter() - start
+    except Exception as exc:  # whatever it is, it is this file's: its row says so (`FileResult.fail_by`)
+        return None, exc, time.perf_counter() - start
 
 
 @dataclass(frozen=True)
@@ -196,8 +195,8 @@ def run_pipelined(
                 needs.pop(id(job), None)
                 on_result(job, not_attempted(job))
                 return
-            except EXPECTED as exc:
-                result.fail(failure_message(exc, "write", job.output))
+            except Exception as exc:
+                result.fail_by(exc, "write", job.output)
                 if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
                     disk_full.append(str(job.output))
         result.timed(*seconds, write_seconds)
@@ -216,15 +215,15 @@ def run_pipelined(
                 on_start(job)
         decoded = [(job, new_result(job), *future.result()) for job, future in group]
         good = [(job, result, picture) for job, result, picture, _, _ in decoded if picture is not None]
-        start, failure = time.perf_counter(), ""
+        start, failure = time.perf_counter(), None
         try:
             upscaled = upscale_jobs(model, [p for _, _, p in good], options, [r for _, r, _ in good], on_pixels)
-        except EXPECTED as exc:
+        except Exception as exc:
             if len(good) > 1:  # one picture's failure: each alone, so that the others succeed and it is named
                 for job, future in group:
                     upscale_group([(job, future)])
                 return
-            upscaled, failure = [], failure_message(exc, "upscale")
+            upscaled, failure = [], exc
         share = (time.perf_counter() - start) / max(len(good), 1)  # a batch's time, split over its pictures
         done = {id(result): picture for (_, result, _), picture in zip(good, upscaled, strict=False)}
         together = [(job, done[id(result)]) for job, result, *_ in decoded if id(result) in done]
@@ -232,10 +231,10 @@ def run_pipelined(
         group_write = writer.submit(write_together, together) if len(together) > 1 else None
         for job, result, picture, error, decode_seconds in decoded:
             if picture is None:
-                result.fail(error)
+                result.fail_by(error, "decode")
                 writing.append((job, result, None, (decode_seconds, 0.0)))
             elif id(result) not in done:
-                result.fail(failure)
+                result.fail_by(failure, "upscale")
                 writing.append((job, result, None, (decode_seconds, share)))
             else:
                 write = _Part(group_write, [j for j, _ in together].index(job)) if group_write else \
@@ -254,8 +253,9 @@ def run_pipelined(
             try:
                 written, notes = write_job(job, picture, output, publication)
                 outcomes.append((written, notes, time.perf_counter() - start))
-            except OSError as exc:
-                note_if_full(job, exc)
+            except Exception as exc:  # this member's own verdict: the others of the group are still written
+                if isinstance(exc, OSError):
+                    note_if_full(job, exc)
                 outcomes.append(exc)
         start = time.perf_counter()
         try:
@@ -295,7 +295,7 @@ def run_pipelined(
         decoder.shutdown(wait=True, cancel_futures=True)
         writer.shutdown(wait=True, cancel_futures=True)  # running writes finish: each is atomic
         for job, result, f, seconds in writing:  # the report must say what is on disk: every finished write
-            if f is not None and (f.cancelled() or not isinstance(f.exception(), (type(None), *EXPECTED))):
+            if f is not None and (f.cancelled() or not isinstance(f.exception(), type(None) | Exception)):
                 continue  # never started, or stopped by the interrupt itself: nothing under its final name
             finish(job, result, f, seconds)
         raise

@@ -15,8 +15,9 @@ fail the second; with IN == OUT, earlier outputs are never inputs again; existin
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath, PurePosixPath
 
 from .errors import ImageError, UsageError
@@ -30,7 +31,7 @@ from .images import (
     probe_header,
     upright_size,
 )
-from .job import FileResult, Job, OutputOptions, Status
+from .job import FileResult, Job, OutputOptions, Status, failure_message, traceback_of
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Entry:
     source_format: str | None = None  # from the header; None: the extension decides
     error: str | None = None  # the header could not be read
     deep: bool = False  # 16-bit samples
+    details: str | None = None  # the traceback of an unexpected error reading the header, for the report
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Listing:
     output_at: Callable[[PurePosixPath], PurePath]  # relative output path -> the path jobs write
     existing: Callable[[list[PurePosixPath]], set[PurePosixPath]]  # which of these outputs exist already
     output_label: str  # the output folder as the user gave it, for messages
+    special: list[PurePosixPath] = field(default_factory=list)  # FIFOs, sockets, devices: never opened
 
 
 def output_name(relative: PurePosixPath, fmt: str, suffix: str) -> PurePosixPath:
@@ -72,12 +75,13 @@ def plan_entries(listing: Listing, options: OutputOptions) -> tuple[list[Job], l
                            "give --suffix so no input is replaced")
     known = [FileResult(str(listing.input_at(p)), None, Status.IGNORED, "not an image file extension")
              for p in listing.others]
+    known += [FileResult(str(listing.input_at(p)), None, Status.IGNORED, NOT_REGULAR) for p in listing.special]
     planned: list[tuple[Entry, PurePosixPath, str]] = []
     claimed: dict[PurePosixPath, PurePosixPath] = {}  # output -> the input that writes it
     for entry in listing.entries:
         source = str(listing.input_at(entry.path))
         if entry.error is not None:
-            known.append(FileResult(source, None, Status.FAILED, entry.error))
+            known.append(FileResult(source, None, Status.FAILED, entry.error, traceback=entry.details))
             continue
         fmt = output_format(options.format, entry.source_format or format_of_extension(entry.path.suffix))
         target = output_name(entry.path, fmt, options.suffix)
@@ -121,7 +125,7 @@ def redo_incomplete(jobs: list[Job], known: list[FileResult],
         try:
             why = unfinished_output(source, target, output_size)
             deep = probe_header(source)[2]
-        except ImageError:  # the input changed since planning: leave the output alone
+        except Exception:  # the input changed since planning (or cannot be judged): leave the output alone
             kept.append(result)
             continue
         if why is None:
@@ -135,8 +139,21 @@ def redo_incomplete(jobs: list[Job], known: list[FileResult],
 # --- local folders ---------------------------------------------------------------------------------------------
 
 
-def discover_inputs(in_dir: Path, out_dir: Path, recursive: bool) -> tuple[list[Path], list[Path]]:
-    """(candidate images, other files) under ``in_dir``, sorted, never looking inside ``out_dir``.
+NOT_REGULAR = "not a regular file (a FIFO, socket or device): never opened"
+
+
+def _is_regular(path: Path) -> bool:
+    """A regular file, or a link to one (a dangling link counts: reading it then fails with its own cause). A FIFO
+    would block the first read forever, a device would be read without end."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True
+
+
+def discover_inputs(in_dir: Path, out_dir: Path, recursive: bool) -> tuple[list[Path], list[Path], list[Path]]:
+    """(candidate images, other files, files that are not regular files) under ``in_dir``, sorted, never looking
+    inside ``out_dir``.
 
     Hidden files and our own temporary files are not inputs.
     """
@@ -144,6 +161,7 @@ def discover_inputs(in_dir: Path, out_dir: Path, recursive: bool) -> tuple[list[
     known = image_extensions()
     images: list[Path] = []
     others: list[Path] = []
+    special: list[Path] = []
     for root, dirs, files in os.walk(in_dir):
         root_path = Path(root)
         dirs[:] = sorted(
@@ -154,8 +172,11 @@ def discover_inputs(in_dir: Path, out_dir: Path, recursive: bool) -> tuple[list[
             if name.startswith(".") or name.endswith(TEMP_SUFFIX):
                 continue
             path = root_path / name
-            (images if path.suffix.lower() in known else others).append(path)
-    return images, others
+            if not _is_regular(path):
+                special.append(path)
+            else:
+                (images if path.suffix.lower() in known else others).append(path)
+    return images, others, special
 
 
 def _header_entry(path: Path, relative: PurePosixPath) -> Entry:
@@ -163,6 +184,8 @@ def _header_entry(path: Path, relative: PurePosixPath) -> Entry:
         size, source_format, deep = probe_header(path)
     except ImageError as exc:
         return Entry(relative, error=exc.cause)
+    except Exception as exc:  # a reader's bug on this file: its row, not the end of the planning
+        return Entry(relative, error=failure_message(exc, "decode"), details=traceback_of(exc))
     return Entry(relative, size, source_format, deep=deep)
 
 
@@ -170,7 +193,7 @@ def list_local(in_dir: Path, out_dir: Path, recursive: bool) -> Listing:
     """A local folder, its image headers read."""
     if not in_dir.is_dir():
         raise UsageError(f"{in_dir}: input folder does not exist or is not a folder")
-    images, others = discover_inputs(in_dir, out_dir, recursive)
+    images, others, special = discover_inputs(in_dir, out_dir, recursive)
 
     def relative(path: Path) -> PurePosixPath:
         return PurePosixPath(path.relative_to(in_dir).as_posix())
@@ -180,6 +203,7 @@ def list_local(in_dir: Path, out_dir: Path, recursive: bool) -> Listing:
         same_folder=in_dir.resolve() == out_dir.resolve(),
         input_at=lambda rel: in_dir / rel, output_at=lambda rel: out_dir / rel,
         existing=lambda targets: {t for t in targets if (out_dir / t).exists()}, output_label=str(out_dir),
+        special=[relative(p) for p in special],
     )
 
 

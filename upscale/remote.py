@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path, PurePosixPath
 
 from .auto import AutoModel
+from .errors import first_line
 from .files import TEMP_SUFFIX
 from .job import FileResult, Job, OutputOptions, Status, run_job
 from .model import UpscaleModel
@@ -33,8 +34,8 @@ def run_remote_job(model: UpscaleModel | AutoModel, in_fs, out_fs, job: Job, opt
         try:
             with in_fs.open_input_stream(source) as src:
                 local_in.write_bytes(src.read())
-        except OSError as exc:
-            return FileResult(source, target, Status.FAILED, f"cannot download: {str(exc).splitlines()[0]}")
+        except Exception as exc:  # a store's error of any kind is this file's
+            return FileResult(source, target, Status.FAILED, f"cannot download: {first_line(exc)}")
         result = run_job(model, Job(local_in, local_out, job.output_format), options, output)
         result.input, result.output = source, target
         if result.status != Status.OK:
@@ -50,6 +51,6 @@ def run_remote_job(model: UpscaleModel | AutoModel, in_fs, out_fs, job: Job, opt
             else:
                 with out_fs.open_output_stream(target) as dst:  # one PUT: all or nothing
                     dst.write(local_out.read_bytes())
-        except OSError as exc:
-            result.fail(f"cannot upload: {str(exc).splitlines()[0]}")
+        except Exception as exc:
+            result.fail(f"cannot upload: {first_line(exc)}")
         return result

@@ -15,9 +15,9 @@ from typing import Protocol
 
 from .auto import AutoModel
 from .engines import ENGINES, ModelSpec, RayOptions, make_engine
-from .errors import UsageError
+from .errors import UsageError, first_line
 from .files import check_writable, sweep_temp_files
-from .job import FileResult, Job, OutputOptions, summarise, write_report
+from .job import FileResult, Job, OutputOptions, summarise, traceback_of, write_report
 from .model import UpscaleModel
 from .picture import UpscaleOptions
 from .planning import check_remote_output, is_uri, plan_directory, plan_remote, redo_incomplete
@@ -98,11 +98,13 @@ def run_directory(input_dir: str | Path, output_dir: str | Path, model: str | No
             observer.finished(job, result)
 
     started = time.perf_counter()
-    interrupted = False
+    interrupted, failure = False, None
     try:
         runner.run(jobs, finished, observer.started if observer else None, observer.pixels if observer else None)
     except KeyboardInterrupt:
         interrupted = True
+    except Exception as exc:  # outside any file (the engine itself): the report still says what was done
+        failure = exc
     finally:
         if observer:
             observer.closed()
@@ -111,6 +113,11 @@ def run_directory(input_dir: str | Path, output_dir: str | Path, model: str | No
                "device": str(loaded.device) if runner.name == "local" else device,
                "scale": options.factor or loaded.scale, "tile": options.tile, "seconds": round(seconds, 3),
                "interrupted": interrupted}
+    if failure is not None:
+        context["error"] = f"the run stopped: {first_line(failure)}"
+        context["traceback"] = traceback_of(failure)
     if report:
         write_report(report, results, context)
+    if failure is not None:
+        raise failure
     return FolderRun(results, context, interrupted, seconds, summarise(results))

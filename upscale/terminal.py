@@ -12,11 +12,12 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .errors import DeviceError, UpscaleError, UsageError
+from .errors import UNEXPECTED, DeviceError, UpscaleError, UsageError, debugging, first_line
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -45,7 +46,8 @@ def _on_sigterm(signum: int, frame: object) -> None:
 @contextmanager
 def error_boundary() -> Iterator[None]:
     """Turn expected errors into one red line and an exit code: 2 for device and usage errors, else 1.
-    Anything else is a bug and keeps its traceback. Shared by upscale, upscale-train and upscale-export."""
+    Anything else is a bug: one line too, exit 1, asking for a report (``UPSCALE_DEBUG=1`` shows the traceback);
+    users never see a stack trace. Shared by upscale, upscale-train and upscale-export."""
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         yield
@@ -54,6 +56,13 @@ def error_boundary() -> Iterator[None]:
         raise typer.Exit(2) from None
     except UpscaleError as exc:
         error(f"{exc}")
+        raise typer.Exit(1) from None
+    except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+        raise
+    except Exception as exc:
+        if debugging():
+            raise
+        error(f"{UNEXPECTED}: {first_line(exc)} (UPSCALE_DEBUG=1 shows where)")
         raise typer.Exit(1) from None
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -66,8 +66,9 @@ def check_safetensors(path: Path) -> None:
                                                  else ""))
         try:
             header = json.loads(f.read(length))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UnsafeFileError(f"{path}: refused: the safetensors header is not JSON ({exc})") from None
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # not JSON, a 4,300-digit number, deep nesting
+            raise UnsafeFileError(f"{path}: refused: the safetensors header is not JSON we read "
+                                  f"({type(exc).__name__}: {str(exc)[:120]})") from None
     data_bytes = size - 8 - length
     if not isinstance(header, dict):
         raise UnsafeFileError(f"{path}: refused: the safetensors header is not a JSON object")

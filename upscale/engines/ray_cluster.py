@@ -137,8 +137,9 @@ class RayEngine:
                 index, attempt = running.pop(done[0])
                 try:
                     result = ray.get(done[0])[0]
-                except ray.exceptions.RayTaskError as exc:  # our own code raised: a bug, shown as itself
-                    raise exc.as_instanceof_cause() from None
+                except ray.exceptions.RayTaskError as exc:  # the task raised outside `run_job`: this file's row
+                    result = new_result(jobs[index])
+                    result.fail_by(getattr(exc, "cause", None) or exc, "upscale")
                 except ray.exceptions.RayError as exc:  # the worker, its node or the object was lost
                     if attempt < ATTEMPTS:
                         waiting.appendleft((index, attempt + 1))
