@@ -47,6 +47,29 @@ def build_conv_model(scale: int = 2, with_metadata: bool = True, seed: int = 0) 
     return model
 
 
+def build_nearest_model(scale: int = 2) -> onnx.ModelProto:
+    """Each pixel repeated scale x scale times: every output pixel is an input pixel, so a test can check a whole
+    file's trip (decoding, orientation, depth, encoding) exactly, against another decoder."""
+    nodes = [helper.make_node("Resize", ["input", "", "scales"], ["output"], mode="nearest")]
+    scales = numpy_helper.from_array(np.array([1, 1, scale, scale], np.float32), "scales")
+    graph = helper.make_graph(
+        nodes, "nearest", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "sH", "sW"])], initializer=[scales],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    attach_metadata(model, ModelInfo(scale=scale, architecture="nearest-test", tile_overlap=0,
+                                     description="pixel repetition"))
+    return model
+
+
+@pytest.fixture(scope="session")
+def nearest_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "nearest-x2.onnx"
+    onnx.save(build_nearest_model(2), path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("models") / "tiny-x2.onnx"

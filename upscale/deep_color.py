@@ -29,6 +29,10 @@ def deep_color_rawmode(im: Image.Image) -> str | None:
         return None
     args = im.tile[0].args
     rawmode = args[0] if isinstance(args, tuple) else args
+    if not isinstance(rawmode, str):
+        return None
+    if rawmode.startswith("RGBa") and getattr(im, "tag_v2", {}).get(284) == 2:
+        return None  # planar premultiplied: libtiff's planes do not come back through a swapped raw mode
     return rawmode if rawmode in _DEEP_RAWMODES else None
 
 

@@ -70,13 +70,28 @@ def sync_filesystem(folder: Path) -> None:
         os.sync()
 
 
+NAME_MAX = 255
+"""Bytes in one file name on Linux, macOS and Windows filesystems alike."""
+_TEMP_EXTRA = 2 + 8 + len(TEMP_SUFFIX)  # the dots around the name, mkstemp's 8 random characters, the suffix
+
+
+def temp_prefix(name: str) -> str:
+    """``.NAME.`` for a temporary beside ``name``, the name cut (on a character boundary) so that the temporary's
+    whole name fits where the final name fits: any name the filesystem allows can be written."""
+    room = NAME_MAX - _TEMP_EXTRA
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) > room:
+        name = encoded[:room].decode("utf-8", "ignore")
+    return f".{name}."
+
+
 @contextlib.contextmanager
 def open_atomic(path: Path, publication: Publication | None = None) -> Iterator[BinaryIO]:
     """A binary file to write ``path`` through: a temporary file beside it, fsynced and renamed over ``path``
     when the block ends normally (or, with a ``publication``, left for it to sync and rename with others),
     removed when it raises; so ``path`` is absent/old or complete, never partial."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a finished file gets the usual permissions
         with os.fdopen(fd, "wb") as f:

@@ -8,7 +8,6 @@ target, fsync, then rename, so no reader ever sees a truncated file under the fi
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
 import struct
@@ -263,7 +262,7 @@ def _read_with_tifffile(path: Path, max_pixels: int) -> Picture:
 
 def _decode(path: Path, im: Image.Image) -> Picture:
     notes: list[str] = []
-    frames = _frames_note(im)
+    frames = _frames_note(path, im)
     if frames:
         notes.append(frames)
     icc = im.info.get("icc_profile") or None
@@ -285,6 +284,9 @@ def _decode(path: Path, im: Image.Image) -> Picture:
         pixels, alpha = (data[..., :-1], data[..., -1]) if has_alpha else (data, None)
     else:
         im.load()
+        note = _depth_reduced(im)
+        if note:
+            notes.append(note)
         im = _normalise_mode(im, notes)
         if im.mode == "CMYK":
             im, icc = _cmyk_to_rgb(im, icc), None
@@ -319,22 +321,21 @@ _FRAMES_COUNTED = 100
 """Frames counted at most for the animation warning: a 50,000-page TIFF is walked page by page to count them."""
 
 
-def _frames_note(im: Image.Image) -> str | None:
-    """The warning for a file of several frames (of which only the first is upscaled), or None."""
+def _frames_note(path: Path, im: Image.Image) -> str | None:
+    """The warning for a file of several frames (of which only the first is upscaled), or None. Counted on a
+    second handle: seeking the decoding one away and back changes what some plugins decode (GIF, APNG)."""
     try:
         if not getattr(im, "is_animated", False):
             return None
         count = 1
-        while count < _FRAMES_COUNTED:
-            im.seek(count)
-            count += 1
+        with Image.open(path) as other:
+            while count < _FRAMES_COUNTED:
+                other.seek(count)
+                count += 1
     except EOFError:
         pass
     except Exception:  # a damaged later frame: the first one is all we upscale
         return "several frames (later ones unreadable): only the first frame was upscaled"
-    finally:
-        with contextlib.suppress(Exception):  # back to the first frame, the one decoded
-            im.seek(0)
     counted = f"{count}" if count < _FRAMES_COUNTED else f"{_FRAMES_COUNTED} or more"
     return f"animated image with {counted} frames: only the first frame was upscaled"
 
@@ -422,13 +423,23 @@ def _transparent_colour_as_alpha(pixels: np.ndarray, colour: object) -> np.ndarr
     return None
 
 
+def _depth_reduced(im: Image.Image) -> str | None:
+    """A note where Pillow has read samples deeper than 8 bits into an 8-bit mode (a layout we cannot read at full
+    depth, such as planar 16-bit premultiplied TIFF): never reduced silently."""
+    bits = getattr(im, "tag_v2", {}).get(258) if im.format == "TIFF" else None
+    deepest = max(bits) if isinstance(bits, tuple) and bits else bits if isinstance(bits, int) else 8
+    if deepest > 8 and im.mode in ("RGB", "RGBA", "RGBa", "L", "LA", "P", "CMYK"):
+        return f"{deepest}-bit samples read at 8 bits (a layout read only at 8 bits)"
+    return None
+
+
 def _normalise_mode(im: Image.Image, notes: list[str]) -> Image.Image:
     """Bring the many Pillow modes down to L, LA, RGB, RGBA, CMYK and 16-bit grey."""
     mode = im.mode
     if mode == "1":
         return im.convert("L")
     if mode in ("P", "PA"):
-        has_alpha = mode == "PA" or "transparency" in im.info
+        has_alpha = mode == "PA" or "transparency" in im.info or (im.palette is not None and "A" in im.palette.mode)
         return im.convert("RGBA" if has_alpha else "RGB")
     if mode == "La":
         return im.convert("LA")
@@ -437,8 +448,13 @@ def _normalise_mode(im: Image.Image, notes: list[str]) -> Image.Image:
     if mode in ("RGBX", "YCbCr", "LAB", "HSV"):
         return im.convert("RGB")
     if mode == "F":
-        notes.append("32-bit float image converted to 16-bit")
-        data = np.clip(np.asarray(im, dtype=np.float32), 0, 65535)
+        data = np.nan_to_num(np.asarray(im, dtype=np.float32), nan=0.0, posinf=65535.0, neginf=0.0)
+        if data.size and float(data.max()) <= 1.0:  # the usual 0..1 float picture (PFM, float TIFF): to 16 bits
+            notes.append("32-bit float image (0..1) converted to 16-bit")
+            data = data * 65535.0
+        else:
+            notes.append("32-bit float image converted to 16-bit (values clipped to 0..65535)")
+        data = np.clip(np.rint(data), 0, 65535)
         return Image.fromarray(data.astype(np.uint16))  # uint16 arrays become "I;16"
     return im
 

@@ -23,16 +23,24 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def shown(text: object) -> str:
+    """``text`` safe to print: control and formatting characters (escape sequences, newlines, bidirectional
+    overrides, which a file name may hold) written as ``\\x1b``-style escapes, so the name stays recognisable and
+    the terminal untouched."""
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
+                   for c in str(text))
+
+
 def error(message: object) -> None:
-    err.print(f"[red]error:[/] {escape(str(message))}")
+    err.print(f"[red]error:[/] {escape(shown(message))}")
 
 
 def warning(message: object) -> None:
-    err.print(f"[yellow]warning:[/] {escape(str(message))}")
+    err.print(f"[yellow]warning:[/] {escape(shown(message))}")
 
 
 def note(message: object) -> None:
-    err.print(escape(str(message)))
+    err.print(escape(shown(message)))
 
 
 class Terminated(KeyboardInterrupt):

@@ -9,7 +9,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from ..auto import AutoModel
 from ..job import FileResult, Job, Status
 from ..model import UpscaleModel
-from ..terminal import error, note, out, warning
+from ..terminal import error, note, out, shown, warning
 from .common import describe_model
 
 
@@ -53,7 +53,7 @@ class BatchProgress:
 
     def started(self, job: Job) -> None:
         if self.bar:
-            self.bar.update(self.task, current=job.input.name)
+            self.bar.update(self.task, current=shown(job.input.name))
 
     def pixels(self, count: int) -> None:
         self.pixels_done += count
@@ -69,8 +69,8 @@ class BatchProgress:
             error(f"{result.input}: {result.error}")
         elif not self.quiet and not self.bar:
             chosen = f", {result.model}: {result.model_reason}" if result.model else ""
-            print(f"[{self.files_done}/{self.total_files}] {result.input} -> {result.output} "
-                  f"({result.seconds:.2f} s{chosen})", flush=True)
+            print(shown(f"[{self.files_done}/{self.total_files}] {result.input} -> {result.output} "
+                        f"({result.seconds:.2f} s{chosen})"), flush=True)
         if result.status == Status.OK and not self.quiet:
             for text in result.warnings:
                 warning(f"{result.input}: {text}")
