@@ -19,7 +19,6 @@ from onnxruntime.capi.onnxruntime_pybind11_state import Fail
 from PIL import Image
 
 import upscale.job as job_module
-import upscale.pipeline as pipeline_module
 import upscale.planning as planning_module
 from upscale import run_directory
 from upscale.errors import ModelRunError
