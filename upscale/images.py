@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageFile
 
 from .deep_color import deep_color_rawmode, is_tiff, read_deep_color, read_tiff, tiff_size
-from .errors import ImageError
+from .errors import ImageError, first_line
 from .evidence import jpeg_quality
 from .files import Publication, open_atomic, write_atomic
 from .formats import EXTENSIONS as OPTIONAL_EXTS
@@ -147,8 +147,8 @@ def _png_header(path: Path) -> tuple[tuple[int, int], str, bool] | None:
 def upright_size(path: Path) -> tuple[int, int]:
     """(width, height) as displayed: the header's size, turned by the EXIF orientation (what outputs carry)."""
     size, fmt, _ = probe_header(path)
-    if fmt == "TIFF" and pillow_turns_tiffs():
-        return size  # Pillow's TIFF size is the upright one already
+    if _turned_by_pillow(fmt):
+        return size  # Pillow's size is the upright one already
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -163,6 +163,12 @@ def _orientation(exif: Image.Exif) -> int:
     """EXIF's orientation, 1 where it is missing or not one of the eight values."""
     value = exif.get(_ORIENTATION_TAG, 1)
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _turned_by_pillow(fmt: str | None) -> bool:
+    """Whether Pillow has already turned pictures of this format upright (its size and pixels): not to be turned
+    again, whatever the orientation tag says."""
+    return fmt == "TIFF" and pillow_turns_tiffs()
 
 
 @functools.cache
@@ -269,7 +275,7 @@ def _decode(path: Path, im: Image.Image) -> Picture:
     deep = deep_color_rawmode(im)  # before getexif(), which may decode the pixels to find EXIF
     exif = _exif_of(im, notes)
     source_format = im.format
-    orientation = 1 if source_format == "TIFF" and pillow_turns_tiffs() else _orientation(exif)
+    orientation = 1 if _turned_by_pillow(source_format) else _orientation(exif)
     if source_format in ("JPEG", "MPO"):
         _check_jpeg_data(path)
     alpha: np.ndarray | None = None
@@ -346,7 +352,7 @@ def _exif_of(im: Image.Image, notes: list[str]) -> Image.Exif:
     try:
         return im.getexif()
     except Exception as exc:
-        notes.append(f"EXIF unreadable, not carried ({type(exc).__name__}: {str(exc)[:100]})")
+        _left_out("EXIF unreadable", exc, notes)
         return Image.Exif()
 
 
@@ -357,8 +363,13 @@ def _exif_bytes(exif: Image.Exif, notes: list[str]) -> bytes | None:
     try:
         return exif.tobytes()
     except Exception as exc:
-        notes.append(f"EXIF could not be re-written, not carried ({type(exc).__name__}: {str(exc)[:100]})")
+        _left_out("EXIF could not be re-written", exc, notes)
         return None
+
+
+def _left_out(why: str, exc: Exception, notes: list[str]) -> None:
+    """The note for a metadata block left out because a library failed on it (metadata never fails a picture)."""
+    notes.append(f"{why}, not carried ({first_line(exc)[:120]})")
 
 
 def _check_jpeg_data(path: Path) -> None:
@@ -377,7 +388,7 @@ def _photo_metadata(path: Path, im: Image.Image, source_format: str | None, note
     try:
         return _read_photo_metadata(path, im, source_format)
     except Exception as exc:
-        notes.append(f"XMP/IPTC unreadable, not carried ({type(exc).__name__}: {str(exc)[:100]})")
+        _left_out("XMP/IPTC unreadable", exc, notes)
         return PhotoMetadata()
 
 
@@ -547,8 +558,7 @@ def write_picture(path: Path, picture: Picture, fmt: str, quality: int = 95,
     """Write ``picture`` to ``path`` atomically in format ``fmt`` (or staged for ``publication``); (bytes written,
     warnings about what the format lost). PNG streams band by band from the arrays (`png.write_png`): no copy of
     the image is made."""
-    _check_fits_format(picture, fmt)
-    if fmt == "PNG":
+    if fmt == "PNG":  # no side limit (`_check_fits_format`, which `encode` applies to the others)
         notes: list[str] = []
         meta, exif = _metadata_for_output(picture, notes)
         with open_atomic(path, publication) as f:
@@ -613,7 +623,7 @@ def _metadata_for_output(picture: Picture, notes: list[str]) -> tuple[PhotoMetad
     try:
         exif = exif_for_output(picture.exif, width, height)
     except Exception as exc:
-        notes.append(f"EXIF could not be re-written, not carried ({type(exc).__name__}: {str(exc)[:100]})")
+        _left_out("EXIF could not be re-written", exc, notes)
         exif = None
     return meta, exif
 

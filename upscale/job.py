@@ -148,6 +148,10 @@ def failure_message(exc: BaseException, step: str, output: PurePath | str | None
     the ``output`` it could not write (the error line itself names the input). Whatever else a file raises is one
     line too, marked unexpected; only KeyboardInterrupt and SystemExit pass (and everything, with
     ``UPSCALE_DEBUG=1``)."""
+    if not is_expected(exc, step):
+        if not isinstance(exc, Exception) or debugging():
+            raise exc
+        return f"{UNEXPECTED}: {first_line(exc)}"
     if isinstance(exc, ImageError):
         return exc.cause
     if isinstance(exc, UpscaleError):  # e.g. the model failed on this picture (`model.ModelRunError`)
@@ -156,11 +160,7 @@ def failure_message(exc: BaseException, step: str, output: PurePath | str | None
         doing = {"decode": "decoding", "upscale": "upscaling", "write": "encoding"}[step]
         return (f"out of memory while {doing}: the image needs more than this process could get; try a smaller "
                 "--scale, or --max-memory below the real limit so images are planned to fit")
-    if isinstance(exc, OSError) and step == "write":
-        return f"cannot write {output or 'the output'}: {exc.strerror or exc}"
-    if not isinstance(exc, Exception) or debugging():
-        raise exc
-    return f"{UNEXPECTED}: {first_line(exc)}"
+    return f"cannot write {output or 'the output'}: {exc.strerror or exc}"  # an OSError while writing
 
 
 def factor_of(job: Job, options: UpscaleOptions, model_scale: int) -> float:
