@@ -36,9 +36,11 @@ import numpy as np
 from PIL import Image
 
 from upscale import load_model
+from upscale.decoding import read_image
 from upscale.device import cuda_unusable_reason
+from upscale.encoding import encode
 from upscale.files import write_atomic
-from upscale.images import Picture, encode, read_image
+from upscale.images import Picture
 from upscale.picture import UpscaleOptions, upscale_picture
 from upscale.pipeline import IOWorkers
 from upscale.registry import bundled_models

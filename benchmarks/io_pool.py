@@ -24,8 +24,9 @@ from pathlib import Path
 from PIL import Image
 
 from upscale import load_model
+from upscale.decoding import read_image
+from upscale.encoding import encode
 from upscale.files import write_atomic
-from upscale.images import encode, read_image
 from upscale.job import OutputOptions
 from upscale.picture import UpscaleOptions, upscale_picture
 from upscale.pipeline import IOWorkers, run_pipelined

@@ -40,8 +40,10 @@ from onnx import shape_inference
 from PIL import Image
 
 from upscale import load_model
+from upscale.decoding import read_image
+from upscale.encoding import encode
 from upscale.files import write_atomic
-from upscale.images import DEFAULT_PNG_COMPRESSION, encode, read_image
+from upscale.images import DEFAULT_PNG_COMPRESSION
 from upscale.picture import UpscaleOptions, upscale_picture
 from upscale.tiling import AUTO_TILE, max_batch_pixels, plan_tiles, tile_batches, windows_to_batch
 

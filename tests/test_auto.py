@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from upscale import load_model
 from upscale.auto import BLOCKINESS_FROM, AutoModel, decide, noise_from
 from upscale.cli.app import app
+from upscale.decoding import read_image
 from upscale.evidence import Evidence, blockiness, gather, ijg_table, jpeg_quality, noise_level
-from upscale.images import read_image
 
 skimage_data = pytest.importorskip("skimage.data")
 

@@ -11,8 +11,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from upscale.cli.app import app
+from upscale.decoding import read_image
 from upscale.deep_color import encode_png16
-from upscale.images import read_image
 
 from .conftest import photo
 

@@ -21,8 +21,8 @@ from PIL import Image
 import upscale.job as job_module
 import upscale.planning as planning_module
 from upscale import run_directory
+from upscale.decoding import read_image
 from upscale.errors import ModelRunError
-from upscale.images import read_image
 from upscale.job import Job, OutputOptions, run_job
 from upscale.model import _run_session, load_model
 from upscale.photo_metadata import from_jpeg_segments, merge_xmp

@@ -10,10 +10,12 @@ import pytest
 import tifffile
 from PIL import Image, ImageCms, ImageOps
 
+from upscale.decoding import read_image
 from upscale.deep_color import encode_png16
+from upscale.encoding import encode
 from upscale.errors import ImageError
 from upscale.files import write_atomic
-from upscale.images import apply_orientation, encode, read_image
+from upscale.images import apply_orientation
 
 from .conftest import photo
 from .icc_profiles import cmyk_profile, swapped_cyan_magenta

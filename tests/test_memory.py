@@ -120,7 +120,7 @@ def test_png_written_in_bands_decodes_to_the_same_pixels(dtype, tmp_path: Path) 
         with Image.open(io.BytesIO(buffer.getvalue())) as im:
             assert im.mode == "RGBA" and np.array_equal(np.asarray(im), np.dstack([rgb, alpha]))
     else:
-        from upscale.images import read_image
+        from upscale.decoding import read_image
 
         (tmp_path / "d.png").write_bytes(buffer.getvalue())
         pic = read_image(tmp_path / "d.png")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from upscale.photo_metadata import PhotoMetadata, jpeg_segments, splice_into_jpeg
+from upscale.photo_metadata import PhotoMetadata, splice_into_jpeg
 
 from .conftest import photo
 from .strangers import output_pixels, pillow_reference
@@ -146,7 +146,7 @@ def seeds() -> dict[str, bytes]:
     for name, xmp in (("plain.jpg", _XMP % b"k"), ("extended.jpg", _XMP % (b"k" * 70_000))):
         buffer = io.BytesIO()
         picture.save(buffer, "JPEG", exif=_exif(), quality=90)
-        out[name] = splice_into_jpeg(buffer.getvalue(), jpeg_segments(PhotoMetadata(xmp, _IPTC)))
+        out[name] = splice_into_jpeg(buffer.getvalue(), PhotoMetadata(xmp, _IPTC))
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()

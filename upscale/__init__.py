@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 _HOMES = {
     "ModelInfo": "contract", "DeviceError": "errors", "ImageError": "errors", "ModelError": "errors",
-    "UpscaleError": "errors", "Picture": "images", "read_image": "images", "FileResult": "job", "Job": "job",
+    "UpscaleError": "errors", "Picture": "images", "read_image": "decoding", "FileResult": "job", "Job": "job",
     "OutputOptions": "job", "run_job": "job", "write_report": "job", "UpscaleModel": "model",
     "load_model": "model", "UpscaleOptions": "picture", "upscale_picture": "picture", "upscale_pil": "picture",
     "run_pipelined": "pipeline", "plan_directory": "planning", "FolderRun": "runner", "run_directory": "runner",
@@ -37,8 +37,9 @@ def __getattr__(name: str) -> object:
 
 if TYPE_CHECKING:  # what type checkers and editors see
     from .contract import ModelInfo
+    from .decoding import read_image
     from .errors import DeviceError, ImageError, ModelError, UpscaleError
-    from .images import Picture, read_image
+    from .images import Picture
     from .job import FileResult, Job, OutputOptions, run_job, write_report
     from .model import UpscaleModel, load_model
     from .picture import UpscaleOptions, upscale_picture, upscale_pil

@@ -14,10 +14,13 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path, PurePath
 
+from . import sidecar
 from .auto import AutoModel, model_for
+from .decoding import read_image
+from .encoding import write_picture
 from .errors import UNEXPECTED, ImageError, UpscaleError, debugging, first_line
 from .files import Publication, write_atomic
-from .images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION, Picture, read_image, write_picture
+from .images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION, Picture
 from .memory import Budget, budget, image_need, refusal, return_large_blocks_to_the_system
 from .model import UpscaleModel
 from .picture import UpscaleOptions, upscale_pictures
@@ -42,6 +45,8 @@ class OutputOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_memory: int | None = None
     """Plan for at most this many bytes (besides what the machine, cgroup and address-space limits allow)."""
+    metadata: str = "all"
+    """What outputs carry from their sources: ``all``, ``no-location`` or ``minimal`` (`encoding`)."""
 
 
 class Status(StrEnum):
@@ -178,7 +183,11 @@ def check_fits(job: Job, factor: float, room: Budget) -> None:
 
 
 def decode_job(job: Job, output: OutputOptions) -> Picture:
-    return read_image(Path(job.input), output.max_pixels)
+    """The picture, with the XMP sidecar beside it (where outputs carry metadata)."""
+    picture = read_image(Path(job.input), output.max_pixels)
+    if output.metadata != "minimal":
+        picture.sidecar = sidecar.find(Path(job.input))
+    return picture
 
 
 def upscale_job(model: UpscaleModel | AutoModel, picture: Picture, options: UpscaleOptions, result: FileResult,
@@ -206,8 +215,11 @@ def write_job(job: Job, picture: Picture, output: OutputOptions,
               publication: Publication | None = None) -> tuple[int, list[str]]:
     """Encode and write atomically (or staged for ``publication``); (bytes written, warnings about what the format
     could not hold)."""
-    return write_picture(Path(job.output), picture, job.output_format, output.quality, output.png_compression,
-                         publication)
+    written, notes = write_picture(Path(job.output), picture, job.output_format, output.quality,
+                                   output.png_compression, publication, output.metadata)
+    if picture.sidecar is not None:
+        sidecar.write(picture.sidecar, Path(job.output), picture.size, output.metadata == "no-location")
+    return written, notes
 
 
 def write_timed(job: Job, picture: Picture, output: OutputOptions) -> tuple[int, list[str], float]:

@@ -26,9 +26,11 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def write_png(out: BinaryIO, pixels: np.ndarray, alpha: np.ndarray | None = None, icc_profile: bytes | None = None,
-              exif: bytes | None = None, compress_level: int = 6, metadata: PhotoMetadata | None = None) -> int:
+              exif: bytes | None = None, compress_level: int = 6, metadata: PhotoMetadata | None = None,
+              dpi: tuple[float, float] | None = None) -> int:
     """Write ``pixels`` (HxWxC, C 1 or 3, uint8 or uint16) and optional ``alpha`` (HxW, same dtype) as a PNG to
-    the binary stream ``out``, with XMP and IPTC text chunks from ``metadata``; returns the bytes written."""
+    the binary stream ``out``, with XMP and IPTC text chunks from ``metadata`` and ``dpi`` as pHYs (pixels per
+    metre); returns the bytes written."""
     if pixels.ndim != 3 or pixels.dtype not in (np.uint8, np.uint16) or (
             alpha is not None and (alpha.shape != pixels.shape[:2] or alpha.dtype != pixels.dtype)):
         raise ValueError(f"expected HxWxC uint8/uint16 pixels and a matching HxW alpha, got {pixels.dtype} "
@@ -39,6 +41,9 @@ def write_png(out: BinaryIO, pixels: np.ndarray, alpha: np.ndarray | None = None
         raise ValueError(f"{planes} planes: PNG holds 1 to 4")
     depth = 16 if pixels.dtype == np.uint16 else 8
     header = [SIGNATURE, _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, _COLOR_TYPES[planes], 0, 0, 0))]
+    if dpi:
+        per_metre = [max(1, min(0xFFFFFFFF, round(d / 0.0254))) for d in dpi]
+        header.append(_chunk(b"pHYs", struct.pack(">IIB", per_metre[0], per_metre[1], 1)))
     if icc_profile:
         header.append(_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile)))
     if exif:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -52,6 +53,19 @@ BatchOption = Annotated[int | None, typer.Option(
     help="Most equal-shaped tiles (or small images) per model call; default: as many as the memory bound allows, "
          "at most 64.")]
 QualityOption = Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality.")]
+
+
+class MetadataChoice(StrEnum):
+    """What outputs carry from their sources (`upscale.encoding`)."""
+
+    all = "all"
+    no_location = "no-location"
+    minimal = "minimal"
+
+
+MetadataOption = Annotated[MetadataChoice, typer.Option(
+    "--metadata", help="What outputs carry: all (EXIF, XMP, IPTC, ICC, sidecars), no-location (all but GPS "
+                       "positions) or minimal (the colour profile only), e.g. for pictures going to the web.")]
 PngCompressionOption = Annotated[
     int, typer.Option("--png-compression", min=0, max=9, help="PNG zlib level: 0 fastest, 9 smallest.")
 ]

@@ -19,6 +19,8 @@ from .common import (
     HeightOption,
     LongSideOption,
     MaxMemoryOption,
+    MetadataChoice,
+    MetadataOption,
     ModelOption,
     PngCompressionOption,
     QualityOption,
@@ -56,6 +58,7 @@ def image_command(
     threads: ThreadsOption = None,
     quality: QualityOption = 95,
     png_compression: PngCompressionOption = DEFAULT_PNG_COMPRESSION,
+    metadata: MetadataOption = MetadataChoice.all,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTPUT_FILE if it exists.")] = False,
     max_memory: MaxMemoryOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
@@ -70,7 +73,7 @@ def image_command(
         size, _, deep = probe_header(input_file)
         loaded = open_model(model or "auto", device, threads, quiet, scale, strength)
         output = OutputOptions(quality=quality, png_compression=png_compression, overwrite=True,
-                               max_memory=max_memory)
+                               max_memory=max_memory, metadata=metadata.value)
         job = Job(input_file, output_file, fmt, size, deep)
         try:
             result = run_job(loaded, job, options, output)
