@@ -94,8 +94,7 @@ def carried_to(picture: Picture, fmt: str, metadata: str, notes: list[str]) -> C
     iptc = picture.iptc
     if iptc and "IPTC" not in HOLDS.get(fmt, ()) and "XMP" in HOLDS.get(fmt, ()):
         xmp = iptc_xmp.merged(xmp, iptc, PhotoMetadata(resources=picture.resources).iptc_digest)
-        iptc = None
-        notes.append(f"{fmt} holds no IPTC: the source's IPTC was carried inside XMP (IPTC Core)")
+        iptc = None  # carried, inside XMP: nothing to warn about
     meta = PhotoMetadata(xmp, iptc, picture.resources)
     notes += meta.lost_in(fmt)
     exif = None
