@@ -12,8 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-ASCII, SHORT, LONG, RATIONAL, UNDEFINED = 2, 3, 4, 5, 7
-_SIZES = {ASCII: 1, SHORT: 2, LONG: 4, RATIONAL: 8, UNDEFINED: 1}
+BYTE, ASCII, SHORT, LONG, RATIONAL, UNDEFINED = 1, 2, 3, 4, 5, 7
 
 
 @dataclass
@@ -28,7 +27,7 @@ class Directory:
 def _values(kind: int, value: object, order: str) -> bytes:
     if kind == ASCII:
         return value.encode() + b"\x00"
-    if kind == UNDEFINED:
+    if kind in (BYTE, UNDEFINED):
         return bytes(value)
     if kind == RATIONAL:
         return b"".join(struct.pack(order + "II", *pair) for pair in value)
@@ -62,7 +61,8 @@ def build(order: str, items: list[tuple[str, Directory | bytes]], next_of: dict[
 def _directory(item: Directory, at: int, layout: tuple[dict[str, int], dict[str, int]], next_name: str | None,
                order: str) -> bytes:
     offsets, sizes = layout
-    rows = {tag: (kind, _values(kind, value, order), _count(kind, value)) for tag, (kind, value) in item.entries.items()}
+    rows = {tag: (kind, _values(kind, value, order), _count(kind, value))
+            for tag, (kind, value) in item.entries.items()}
     for tag, name in item.links.items():  # a sub-directory's offset; the maker note's as an UNDEFINED blob
         kind, count = (UNDEFINED, sizes[name]) if tag == 0x927C else (LONG, 1)
         rows[tag] = (kind, b"", count, offsets[name])
@@ -111,7 +111,7 @@ def camera_block(make: str, order: str = ">", gps: bool = True, image_size: tupl
         ("makernote", _maker_note(make)),
     ]
     if gps:
-        items.append(("gps", Directory({0x0000: (UNDEFINED, [2, 3, 0, 0]), 0x0001: (ASCII, "N"),
+        items.append(("gps", Directory({0x0000: (BYTE, [2, 3, 0, 0]), 0x0001: (ASCII, "N"),
                                         0x0002: (RATIONAL, [(52, 1), (31, 1), (1234, 100)]), 0x0003: (ASCII, "E"),
                                         0x0004: (RATIONAL, [(13, 1), (24, 1), (5678, 100)])})))
     items.append(("ifd1", Directory({0x0103: (SHORT, [6]), 0x0201: (LONG, [0]), 0x0202: (LONG, [0])})))

@@ -350,8 +350,10 @@ def test_no_location_removes_gps_from_exif_and_xmp_and_its_bytes(tmp_path: Path)
     assert maker_tags(exif) == maker_tags(before) and exif["Exif.Image.Make"] == OLYMPUS
     assert xmp["Xmp.dc.subject"] == ["kept"]
     latitude = struct.pack(">IIIIII", 52, 1, 31, 1, 1234, 100)  # the position's bytes, as the camera wrote them
-    assert latitude in (tmp_path / "in.jpg").read_bytes()
-    assert latitude not in (tmp_path / "out.jpg").read_bytes()
+    reference = struct.pack(">HHI", 1, 2, 2) + b"N\x00\x00\x00"  # the GPS directory's GPSLatitudeRef entry
+    for left_behind in (latitude, reference):
+        assert left_behind in (tmp_path / "in.jpg").read_bytes()
+        assert left_behind not in (tmp_path / "out.jpg").read_bytes()
 
 
 def test_minimal_keeps_only_the_colour_profile(tmp_path: Path) -> None:
@@ -371,3 +373,31 @@ def test_every_block_a_format_cannot_hold_is_named(tmp_path: Path) -> None:
     output = upscale(tmp_path / "in.jpg", tmp_path / "out.bmp")
     for block in ("EXIF", "XMP", "IPTC", "Photoshop"):
         assert f"BMP holds no {block}" in output
+
+
+# --- IPTC after the JPEG's end -----------------------------------------------------------------------------------
+
+def fotostation(iptc: bytes) -> bytes:
+    """A FotoStation trailer: a record's data, then its footer (tag, size with the footer, signature)."""
+    return iptc + struct.pack(">HII", 1, len(iptc) + 10, 0xA1B2C3D4)
+
+
+def afcp(iptc: bytes, at: int) -> bytes:
+    """An AFCP trailer starting at file offset ``at``: header, one ``IPTC`` entry, the data, the end record."""
+    header = b"AXS!" + struct.pack(">HH", 1, 1) + bytes(4)
+    entry = b"IPTC" + struct.pack(">II", len(iptc), at + 24)
+    return header + entry + iptc + b"AXS!" + struct.pack(">I", at) + bytes(4)
+
+
+@pytest.mark.parametrize("trailer", ["fotostation", "afcp"])
+def test_iptc_in_a_trailer_after_the_jpeg_travels(tmp_path: Path, trailer: str) -> None:
+    iptc = iim((2, 25, "trailer keyword"), (2, 120, "caption after the end"))
+    jpeg(tmp_path / "plain.jpg")
+    data = (tmp_path / "plain.jpg").read_bytes()
+    data += fotostation(iptc) if trailer == "fotostation" else afcp(iptc, len(data))
+    (tmp_path / "in.jpg").write_bytes(data)
+    upscale(tmp_path / "in.jpg", tmp_path / "out.jpg")
+    with pyexiv2.Image(str(tmp_path / "out.jpg")) as image:
+        found = image.read_iptc()
+    assert found["Iptc.Application2.Keywords"] == ["trailer keyword"]
+    assert found["Iptc.Application2.Caption"] == "caption after the end"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,7 @@ from .photo_metadata import (
     from_png_text,
     from_tiff_tags,
 )
+from .trailers import iptc_in_trailer
 
 
 def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
@@ -88,8 +90,9 @@ def _decode(path: Path, im: Image.Image) -> Picture:
     exif = _exif_of(im, notes)
     source_format = im.format
     orientation = 1 if _turned_by_pillow(source_format) else _orientation(exif)
-    if source_format in ("JPEG", "MPO"):
-        _check_jpeg_data(path)
+    whole = path.read_bytes() if source_format in ("JPEG", "MPO") else b""  # read once: data check, trailers
+    if whole:
+        _check_jpeg_data(path, whole)
     alpha: np.ndarray | None = None
 
     heif16 = read_deep_heif(path) if source_format == "HEIF" and im.info.get("bit_depth", 8) > 8 else None
@@ -131,7 +134,7 @@ def _decode(path: Path, im: Image.Image) -> Picture:
     if source_format == "BMP" and alpha is not None:
         notes.append("BMP as written holds no alpha: transparency dropped (--format png keeps it)")
     quality = jpeg_quality(getattr(im, "quantization", None)) if source_format in ("JPEG", "MPO") else None
-    meta = _photo_metadata(path, im, source_format, notes)
+    meta = _photo_metadata(path, im, source_format, notes, whole)
     carried = _exif_to_carry(im, exif, source_format, notes)
     return Picture(pixels, alpha, icc, carried, source_format, notes, quality, meta.xmp, meta.iptc, meta.resources,
                    _dpi(im))
@@ -195,29 +198,30 @@ def _left_out(why: str, exc: Exception, notes: list[str]) -> None:
     notes.append(f"{why}, not carried ({first_line(exc)[:120]})")
 
 
-def _check_jpeg_data(path: Path) -> None:
+def _check_jpeg_data(path: Path, whole: bytes) -> None:
     """Refuse a JPEG whose compressed data is too short for its stated size (`jpeg_scan`): libjpeg would fill
     the rest with grey without an error."""
-    with path.open("rb") as f:
-        found = scan_data(f.read())
+    found = scan_data(whole)
     if found is not None and found.present_share < 1.0:
         raise ImageError(path, f"the compressed data ends early: {found.entropy_bytes:,} bytes can hold at most "
                                f"{found.present_share:.1%} of its {found.width}x{found.height} pixels (the rest "
                                "would be flat grey)")
 
 
-def _photo_metadata(path: Path, im: Image.Image, source_format: str | None, notes: list[str]) -> PhotoMetadata:
+def _photo_metadata(path: Path, im: Image.Image, source_format: str | None, notes: list[str],
+                    whole: bytes) -> PhotoMetadata:
     """XMP and IPTC, where each format keeps them; blocks that cannot be read are left out with a note."""
     try:
-        return _read_photo_metadata(path, im, source_format)
+        return _read_photo_metadata(path, im, source_format, whole)
     except Exception as exc:
         _left_out("XMP/IPTC unreadable", exc, notes)
         return PhotoMetadata()
 
 
-def _read_photo_metadata(path: Path, im: Image.Image, source_format: str | None) -> PhotoMetadata:
+def _read_photo_metadata(path: Path, im: Image.Image, source_format: str | None, whole: bytes) -> PhotoMetadata:
     if source_format in ("JPEG", "MPO"):
-        return from_jpeg_segments(getattr(im, "applist", []))
+        meta = from_jpeg_segments(getattr(im, "applist", []))
+        return meta if meta.iptc else replace(meta, iptc=iptc_in_trailer(whole))
     if source_format == "PNG":
         return from_png_text(im.info)
     if source_format == "TIFF":  # tifffile: Pillow reads tag 33723 as a number

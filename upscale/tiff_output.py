@@ -15,7 +15,7 @@ import struct
 import numpy as np
 
 from .exif_block import byte_order, without_prefix
-from .photo_metadata import PhotoMetadata, tiff_tags
+from .photo_metadata import TIFF_IPTC, PhotoMetadata, tiff_tags
 from .tiff_directory import ENTRY_SIZE, LONG, Entry, Layout
 
 _OFFSETS = (273, 324)  # StripOffsets, TileOffsets: where tifffile's pixels lie
@@ -32,7 +32,7 @@ def write_tiff(planes: np.ndarray, icc: bytes | None, meta: PhotoMetadata, exif:
     import tifffile  # imported only when a TIFF is written
 
     buffer = io.BytesIO()
-    extratags = [(tag, 1 if tag == 700 else 7, len(block), block, True) for tag, block in tiff_tags(meta).items()]
+    extratags = [_extratag(tag, block) for tag, block in tiff_tags(meta).items()]
     resolution = {"resolution": dpi, "resolutionunit": "INCH"} if dpi else {}
     data = planes[..., 0] if planes.shape[2] == 1 else planes  # tifffile reads HxWx1 as a stack of 1-pixel rows
     tifffile.imwrite(buffer, data, photometric="rgb" if planes.shape[2] >= 3 else "minisblack",
@@ -41,6 +41,15 @@ def write_tiff(planes: np.ndarray, icc: bytes | None, meta: PhotoMetadata, exif:
                      metadata=None, software=False, **resolution)
     encoded = buffer.getvalue()
     return with_exif(encoded, without_prefix(exif)) if exif else encoded
+
+
+def _extratag(tag: int, block: bytes) -> tuple[int, int, int, bytes, bool]:
+    """A tifffile extra tag of the type readers expect: IPTC as LONGs (its bytes as they are, zero-padded to a
+    multiple of four, as Photoshop writes it), XMP and Photoshop's resources as BYTEs."""
+    if tag == TIFF_IPTC:
+        block += bytes(-len(block) % 4)
+        return tag, 4, len(block) // 4, block, True
+    return tag, 1, len(block), block, True
 
 
 def with_exif(picture: bytes, exif: bytes) -> bytes:
