@@ -263,7 +263,8 @@ def test_the_resolution_is_carried_unchanged(tmp_path: Path) -> None:
 
 FULL_IPTC = iim((1, 90, b"\x1b%G"), (2, 25, "Vögel"), (2, 25, "bird"), (2, 120, "Ein Vogel am Fenster"),
                 (2, 80, "Jörg Fotograf"), (2, 116, "© 2024 Jörg"), (2, 90, "Köln"), (2, 100, "DEU"),
-                (2, 55, "20240501"), (2, 60, "134500+0200"), (2, 105, "Schlagzeile"), (2, 5, "Titel"))
+                (2, 55, "20240501"), (2, 60, "134500+0200"), (2, 105, "Schlagzeile"), (2, 5, "Titel"),
+                (2, 62, "20240502"), (2, 63, "101500+0000"))
 
 
 def test_iptc_reaches_webp_as_iptc_core_xmp(tmp_path: Path) -> None:
@@ -278,6 +279,7 @@ def test_iptc_reaches_webp_as_iptc_core_xmp(tmp_path: Path) -> None:
     assert (xmp["Xmp.photoshop.City"], xmp["Xmp.iptc.CountryCode"], xmp["Xmp.photoshop.Headline"]) == (
         "Köln", "DEU", "Schlagzeile")
     assert xmp["Xmp.photoshop.DateCreated"] == "2024-05-01T13:45:00+02:00"
+    assert xmp["Xmp.xmp.CreateDate"] == "2024-05-02T10:15:00+00:00"  # digitised
     assert "IPTC" not in output  # carried: nothing to warn about
 
 
@@ -401,3 +403,19 @@ def test_iptc_in_a_trailer_after_the_jpeg_travels(tmp_path: Path, trailer: str) 
         found = image.read_iptc()
     assert found["Iptc.Application2.Keywords"] == ["trailer keyword"]
     assert found["Iptc.Application2.Caption"] == "caption after the end"
+
+
+def test_a_cmyk_jpeg_keeps_its_xmp_iptc_and_resources(tmp_path: Path) -> None:
+    """A CMYK picture is converted to sRGB: a new image, which must not take the file's segments with it."""
+    buffer = io.BytesIO()
+    Image.fromarray(photo(24, 32)).convert("CMYK").save(buffer, "JPEG")
+    data = buffer.getvalue()
+    packet = xmp_packet('<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="2"/>')
+    extra = segment(0xE1, b"http://ns.adobe.com/xap/1.0/\x00" + packet) + segment(
+        0xED, b"Photoshop 3.0\x00" + resource(0x040A, b"\x01") + resource(0x0404, iim((2, 25, "cmyk"))))
+    (tmp_path / "in.jpg").write_bytes(data[:2] + extra + data[2:])
+    upscale(tmp_path / "in.jpg", tmp_path / "out.jpg")
+    with pyexiv2.Image(str(tmp_path / "out.jpg")) as image:
+        assert image.read_xmp()["Xmp.xmp.Rating"] == "2"
+        assert image.read_iptc()["Iptc.Application2.Keywords"] == ["cmyk"]
+    assert resources_of(app13_of(tmp_path / "out.jpg"))[0x040A] == b"\x01"

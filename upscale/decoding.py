@@ -81,11 +81,12 @@ def _read_with_tifffile(path: Path, max_pixels: int) -> Picture:
 
 
 def _decode(path: Path, im: Image.Image) -> Picture:
+    """Pixels turned upright, and the metadata to carry; the metadata is read from the file as opened (a CMYK
+    picture converted to sRGB is a new image, without the file's segments)."""
     notes: list[str] = []
     frames = _frames_note(path, im)
     if frames:
         notes.append(frames)
-    icc = im.info.get("icc_profile") or None
     deep = deep_color_rawmode(im)  # before getexif(), which may decode the pixels to find EXIF
     exif = _exif_of(im, notes)
     source_format = im.format
@@ -93,35 +94,7 @@ def _decode(path: Path, im: Image.Image) -> Picture:
     whole = path.read_bytes() if source_format in ("JPEG", "MPO") else b""  # read once: data check, trailers
     if whole:
         _check_jpeg_data(path, whole)
-    alpha: np.ndarray | None = None
-
-    heif16 = read_deep_heif(path) if source_format == "HEIF" and im.info.get("bit_depth", 8) > 8 else None
-    if heif16 is not None:
-        has_alpha = heif16.shape[2] in (2, 4)
-        pixels, alpha = (heif16[..., :-1], heif16[..., -1]) if has_alpha else (heif16, None)
-    elif deep:
-        data = read_deep_color(path, deep)
-        has_alpha = data.shape[2] in (2, 4)
-        pixels, alpha = (data[..., :-1], data[..., -1]) if has_alpha else (data, None)
-    else:
-        im.load()
-        note = _depth_reduced(im)
-        if note:
-            notes.append(note)
-        im = _normalise_mode(im, notes)
-        if im.mode == "CMYK":
-            im, icc = _cmyk_to_rgb(im, icc), None
-        data = np.asarray(im)
-        if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
-            pixels = np.clip(data, 0, 65535).astype(np.uint16)[..., None]
-        elif im.mode == "L":
-            pixels = data[..., None]
-        elif im.mode == "LA":
-            pixels, alpha = data[..., :1], data[..., 1]
-        elif im.mode == "RGBA":
-            pixels, alpha = data[..., :3], data[..., 3]
-        else:
-            pixels = data
+    pixels, alpha, icc = _pixels_of(path, im, deep, notes)
     if alpha is None and source_format == "PNG" and "transparency" in im.info:
         alpha = _transparent_colour_as_alpha(pixels, im.info["transparency"])
     pixels = np.ascontiguousarray(apply_orientation(pixels, orientation))
@@ -138,6 +111,36 @@ def _decode(path: Path, im: Image.Image) -> Picture:
     carried = _exif_to_carry(im, exif, source_format, notes)
     return Picture(pixels, alpha, icc, carried, source_format, notes, quality, meta.xmp, meta.iptc, meta.resources,
                    _dpi(im))
+
+
+def _pixels_of(path: Path, im: Image.Image, deep: str | None,
+               notes: list[str]) -> tuple[np.ndarray, np.ndarray | None, bytes | None]:
+    """(colour, alpha, ICC profile) as stored: 16-bit layouts read at full depth, Pillow's many modes brought
+    down to grey, RGB and their alpha (CMYK through its profile to sRGB, which then has no profile to carry)."""
+    icc = im.info.get("icc_profile") or None
+    if im.format == "HEIF" and im.info.get("bit_depth", 8) > 8:
+        data = read_deep_heif(path)
+    elif deep:
+        data = read_deep_color(path, deep)
+    else:
+        im.load()
+        note = _depth_reduced(im)
+        if note:
+            notes.append(note)
+        converted = _normalise_mode(im, notes)
+        if converted.mode == "CMYK":
+            converted, icc = _cmyk_to_rgb(converted, icc), None
+        data = _planes(converted)
+    has_alpha = data.shape[2] in (2, 4)
+    return (data[..., :-1], data[..., -1], icc) if has_alpha else (data, None, icc)
+
+
+def _planes(im: Image.Image) -> np.ndarray:
+    """HxWxC samples of an image in one of the normalised modes (grey, grey+alpha, RGB, RGBA, 16-bit grey)."""
+    data = np.asarray(im)
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        return np.clip(data, 0, 65535).astype(np.uint16)[..., None]
+    return data[..., None] if data.ndim == 2 else data
 
 
 _FRAMES_COUNTED = 100
@@ -238,8 +241,9 @@ def _read_photo_metadata(path: Path, im: Image.Image, source_format: str | None,
 # (size, samples, strips, compression). Carried into an output of another size they would describe the wrong
 # image (a 2x upscale written with the source's width), so only descriptive tags travel.
 _TIFF_LAYOUT_TAGS = (254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325,
-                     338, 339, 340, 341, 530, 531, 532, 34675, TIFF_XMP, TIFF_IPTC, TIFF_PHOTOSHOP)
-"""Layout tags, and the blocks carried from `PhotoMetadata` (XMP, IPTC, Photoshop), which would travel twice."""
+                     338, 339, 340, 341, 530, 531, 532, 34675, 37724, TIFF_XMP, TIFF_IPTC, TIFF_PHOTOSHOP)
+"""Layout tags; Photoshop's layers (37724: the layered document, of the old pixels); and the blocks carried from
+`PhotoMetadata` (XMP, IPTC, Photoshop), which would travel twice."""
 
 
 def _drop_layout_tags(exif: Image.Exif) -> None:

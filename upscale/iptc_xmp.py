@@ -19,10 +19,10 @@ from xml.sax.saxutils import escape
 
 from .xmp_packet import prefix_of, without_properties
 
-DC, PHOTOSHOP, IPTC_CORE = ("http://purl.org/dc/elements/1.1/", "http://ns.adobe.com/photoshop/1.0/",
-                            "http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/")
+DC, PHOTOSHOP, IPTC_CORE, XMP = ("http://purl.org/dc/elements/1.1/", "http://ns.adobe.com/photoshop/1.0/",
+                                 "http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/", "http://ns.adobe.com/xap/1.0/")
 _RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
-_PREFIXES = {DC: "dc", PHOTOSHOP: "photoshop", IPTC_CORE: "Iptc4xmpCore"}
+_PREFIXES = {DC: "dc", PHOTOSHOP: "photoshop", IPTC_CORE: "Iptc4xmpCore", XMP: "xmp"}
 
 # record 2 dataset -> (namespace, property, kind): kind "text", "alt" (language alternatives), "bag" or "seq"
 _MAPPING = {
@@ -36,7 +36,8 @@ _MAPPING = {
     12: (IPTC_CORE, "SubjectCode", "bag"), 92: (IPTC_CORE, "Location", "text"),
     100: (IPTC_CORE, "CountryCode", "text"),
 }
-_DATE, _TIME = 55, 60
+_DATES = ((55, 60, PHOTOSHOP, "DateCreated"), (62, 63, XMP, "CreateDate"))
+"""(date dataset, time dataset, namespace, property): when the picture was taken, and when it was digitised."""
 _UTF8_MARK = b"\x1b%G"
 
 
@@ -72,9 +73,10 @@ def properties(iptc: bytes) -> list[Property]:
             texts.setdefault(number, []).append(_text(data, utf8))
     out = [Property(ns, name, kind, tuple(texts[number]) if kind in ("bag", "seq") else (texts[number][0],))
            for number, (ns, name, kind) in _MAPPING.items() if texts.get(number)]
-    created = _date_created(texts.get(_DATE, [""])[0], texts.get(_TIME, [""])[0])
-    if created:
-        out.append(Property(PHOTOSHOP, "DateCreated", "text", (created,)))
+    for date, time, namespace, name in _DATES:
+        when = _date_created(texts.get(date, [""])[0], texts.get(time, [""])[0])
+        if when:
+            out.append(Property(namespace, name, "text", (when,)))
     return out
 
 
