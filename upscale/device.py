@@ -1,74 +1,78 @@
-"""Choose the onnxruntime execution provider, and never let a missing CUDA spray library errors.
+"""Which device runs the model, and the trial that earns a GPU its place: never a silent CPU fallback.
 
-onnxruntime-gpu lists ``CUDAExecutionProvider`` as available even on machines without a GPU or CUDA
-libraries; asking for it there logs many lines of loader errors and silently falls back to the CPU.
-So we check what we can cheaply (driver library present) before ever creating a CUDA session, and
-create the trial session with onnxruntime's logging turned down.
+``--device`` is ``auto``, ``cpu``, or a GPU provider (`providers`): ``cuda[:N]``, ``webgpu[:N]``,
+``directml[:N]``, ``coreml``. ``auto`` tries the GPU kinds this machine can have, in `providers.auto_order`,
+and takes the first whose trial passes, else the CPU. A trial: the session is built with the device, the share
+of the model's nodes the device took is counted (a model that runs partly on the CPU is named as such), a
+probe picture is run on it and on the CPU, and the two must agree within 1/255. A float16 model on a device
+without float16 runs as its float32 file, with a note.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import io
 import re
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 
+from . import providers
 from .errors import DeviceError
 
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda|webgpu|directml|coreml)(?::(\d+))?$")
+AGREEMENT = 1 / 255
+"""How far a device's probe output may be from the CPU's: one step of an 8-bit output."""
 
 
 @dataclass(frozen=True)
 class Device:
-    """A resolved execution device: the providers to pass to onnxruntime and a human-readable name."""
+    """A resolved execution device: its provider kind and index."""
 
-    kind: str  # "cpu" or "cuda"
+    kind: str  # "cpu" or one of `providers.GPU_KINDS`
     index: int = 0
 
     @property
-    def providers(self) -> list[str | tuple[str, dict[str, object]]]:
-        if self.kind == "cuda":
-            return [("CUDAExecutionProvider", {"device_id": self.index}), "CPUExecutionProvider"]
-        return ["CPUExecutionProvider"]
+    def is_gpu(self) -> bool:
+        return self.kind != "cpu"
 
     def __str__(self) -> str:
-        return f"cuda:{self.index}" if self.kind == "cuda" else "cpu"
-
-
-def _driver_library_present() -> bool:
-    names = ["nvcuda.dll"] if sys.platform == "win32" else ["libcuda.so.1", "libcuda.so"]
-    for name in names:
-        try:
-            ctypes.CDLL(name)
-            return True
-        except OSError:
-            continue
-    return False
-
-
-def cuda_unusable_reason() -> str | None:
-    """Why CUDA cannot run here, or None when the cheap checks pass (a trial session still decides)."""
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        return "this onnxruntime build has no CUDA support (install onnxruntime-gpu)"
-    if not _driver_library_present():
-        return "no NVIDIA driver found (libcuda is not loadable)"
-    return None
+        return self.kind if self.kind in ("cpu", "coreml") else f"{self.kind}:{self.index}"
 
 
 def parse_device(spec: str) -> tuple[str, int | None]:
-    """Split ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` into (kind, index)."""
+    """Split a --device value into (kind, index)."""
     match = _DEVICE_RE.match(spec.strip().lower())
     if not match:
-        raise DeviceError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:N")
+        raise DeviceError(f"unknown device {spec!r}: use auto, cpu, cuda[:N], webgpu[:N], directml[:N] or coreml")
     kind, index = match.group(1), match.group(2)
-    if index is not None and kind != "cuda":
-        raise DeviceError(f"unknown device {spec!r}: only cuda takes an index")
+    if index is not None and kind in ("auto", "cpu", "coreml"):
+        raise DeviceError(f"unknown device {spec!r}: {kind} takes no index")
     return kind, int(index) if index is not None else None
+
+
+def candidates(spec: str) -> tuple[list[Device], bool]:
+    """The devices to try for a --device value, in order, and whether the last resort is the CPU (``auto``).
+    An explicit GPU that cannot run here is a DeviceError naming why and what installs it."""
+    kind, index = parse_device(spec)
+    if kind == "cpu":
+        return [Device("cpu")], False
+    if kind != "auto":
+        reason = providers.unusable_reason(kind)
+        if reason is not None:
+            raise DeviceError(f"{kind} was requested but is not usable: {reason}; {providers.INSTALL[kind]}")
+        return [Device(kind, index or 0)], False
+    usable = [Device(k) for k in providers.auto_order() if providers.unusable_reason(k) is None]
+    return [*usable, Device("cpu")], True
+
+
+def cuda_unusable_reason() -> str | None:
+    """Why CUDA cannot run here, or None when the cheap checks pass."""
+    return providers.unusable_reason("cuda")
 
 
 @functools.cache
@@ -88,38 +92,69 @@ def preload_cuda_libraries() -> str | None:
     return None
 
 
-def quiet_session(model_bytes_or_path: bytes | str, device: Device, options: ort.SessionOptions):
-    """Create a session for `device`; for CUDA, fail with a DeviceError instead of a silent CPU fallback."""
-    if device.kind != "cuda":
-        return ort.InferenceSession(model_bytes_or_path, options, providers=device.providers)
-    preload_cuda_libraries()
+def open_session(source: bytes | str, device: Device, options: ort.SessionOptions) -> ort.InferenceSession:
+    """A session on ``device``; on a GPU, a DeviceError (one line) where the provider cannot take the model,
+    never onnxruntime's own retry on the CPU."""
+    if not device.is_gpu:
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    if device.kind == "cuda":
+        preload_cuda_libraries()
+    chosen = providers.point_session(options, device.kind, device.index)
     previous = 2
     ort.set_default_logger_severity(4)  # loader errors are reported by us, in one line
     try:
-        session = ort.InferenceSession(model_bytes_or_path, options, providers=device.providers)
+        with contextlib.redirect_stdout(io.StringIO()):
+            session = ort.InferenceSession(source, options, providers=chosen, enable_fallback=0)
     except Exception as exc:  # onnxruntime raises its own Fail/RuntimeException types
-        raise DeviceError(f"CUDA device {device} is not usable: {str(exc).splitlines()[0]}") from None
+        raise DeviceError(f"{device} cannot run this model: {_first_line(exc)}") from None
     finally:
         ort.set_default_logger_severity(previous)
-    if session.get_providers()[0] != "CUDAExecutionProvider":
-        raise DeviceError(
-            f"CUDA device {device} is not usable: onnxruntime could not load the CUDA/cuDNN libraries"
-        )
+    if providers.PROVIDER[device.kind] not in session.get_providers():
+        raise DeviceError(f"{device} is not usable: onnxruntime could not load its libraries")
     return session
 
 
-def resolve_device(spec: str) -> tuple[Device, bool]:
-    """Turn a --device value into a Device; the bool says whether a CUDA trial is still needed.
+def device_share(session: ort.InferenceSession, device: Device) -> float:
+    """The share of the model's nodes that run on ``device`` (1.0 where onnxruntime cannot say)."""
+    try:
+        assigned = session.get_provider_graph_assignment_info()
+    except Exception:
+        return 1.0
+    counts: dict[str, int] = {}
+    for subgraph in assigned:
+        counts[subgraph.ep_name] = counts.get(subgraph.ep_name, 0) + len(subgraph.get_nodes())
+    total = sum(counts.values())
+    return counts.get(providers.PROVIDER[device.kind], 0) / total if total else 1.0
 
-    ``auto`` picks CUDA only when the cheap checks pass; the caller then tries it and falls back to
-    the CPU if the trial fails. An explicit ``cuda`` that cannot work raises DeviceError.
-    """
-    kind, index = parse_device(spec)
-    if kind == "cpu":
-        return Device("cpu"), False
-    reason = cuda_unusable_reason()
-    if kind == "cuda" and reason is not None:
-        raise DeviceError(f"CUDA was requested but is not usable: {reason}")
-    if reason is not None:
-        return Device("cpu"), False
-    return Device("cuda", index or 0), kind == "auto"
+
+def check_agreement(run_on_device: Callable[[np.ndarray], np.ndarray],
+                    run_on_cpu: Callable[[np.ndarray], np.ndarray], size: int, device: Device) -> None:
+    """Run one probe picture both ways; a DeviceError where the outputs differ by more than `AGREEMENT`."""
+    probe = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
+    try:
+        on_device = run_on_device(probe)
+    except Exception as exc:
+        raise DeviceError(f"{device} failed the trial run: {_first_line(exc)}") from None
+    difference = float(np.max(np.abs(on_device - run_on_cpu(probe))))
+    if not difference <= AGREEMENT:
+        raise DeviceError(f"{device} disagrees with the CPU by {difference:.4f} (more than 1/255) on a trial "
+                          "picture: its results would be wrong")
+
+
+def float32_sibling(path: Path) -> Path | None:
+    """The float32 file of a float16 model (``repsr-x2-fp16.onnx`` -> ``repsr-x2.onnx``), if there is one."""
+    if not path.stem.endswith("-fp16"):
+        return None
+    sibling = path.with_name(path.stem.removesuffix("-fp16") + path.suffix)
+    return sibling if sibling.is_file() else None
+
+
+def lacks_float16(error: DeviceError) -> bool:
+    """Whether a device refused a model for its float16 arithmetic (WebGPU without shader-f16, older GPUs)."""
+    text = str(error).lower()
+    return "f16" in text or "float16" in text or "fp16" in text
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]

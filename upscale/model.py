@@ -18,7 +18,16 @@ import numpy as np
 import onnxruntime as ort
 
 from .contract import ModelInfo
-from .device import Device, DeviceError, quiet_session, resolve_device
+from .device import (
+    Device,
+    DeviceError,
+    candidates,
+    check_agreement,
+    device_share,
+    float32_sibling,
+    lacks_float16,
+    open_session,
+)
 from .errors import ModelError, ModelRunError
 from .registry import resolve_model_path
 from .untrusted import check_onnx_external_data
@@ -62,6 +71,7 @@ class UpscaleModel:
         # A single tile (a small image) still gets every thread, from `session`.
         self.lanes = lanes or []
         self.blend = ""  # for --strength: which two models, at which strength
+        self.note = ""  # where the device needs a word: a float32 file for a float16 one, a share on the CPU
         self._lane_pool = ThreadPoolExecutor(len(self.lanes), "upscale-lane") if len(self.lanes) > 1 else None
         inp = session.get_inputs()[0]
         self.input_name = inp.name
@@ -152,14 +162,32 @@ def _check_signature(session: ort.InferenceSession, path: Path) -> None:
 
 def load_model(model: str | os.PathLike[str] = "default", device: str = "auto",
                threads: int | None = None, data: bytes | None = None, blend: str = "") -> UpscaleModel:
-    """Load a bundled model by name, or an ONNX file by path, on ``auto``/``cpu``/``cuda[:N]``.
+    """Load a bundled model by name, or an ONNX file by path, on ``--device`` ``device`` (`device.candidates`).
 
-    ``auto`` uses CUDA only when a trial session really runs on it; otherwise the CPU, quietly. ``data``: the
-    model's bytes made in memory from that file (``--strength``'s blend, `upscale.strength`), named by ``blend``.
+    ``auto`` takes the first GPU whose trial passes, else the CPU, and says why a GPU was passed over in the
+    model's `UpscaleModel.note`. ``data``: the model's bytes made in memory from that file (``--strength``'s
+    blend, `upscale.strength`), named by ``blend``.
     """
     path = resolve_model_path(model)
-    resolved, trial = resolve_device(device)
-    options = _session_options(threads)
+    devices, falls_back = candidates(device)
+    passed_over = ""
+    for chosen in devices:
+        try:
+            loaded = _load_on(path, chosen, threads, data)
+        except DeviceError as exc:
+            if not (falls_back and chosen.is_gpu):
+                raise
+            passed_over = passed_over or str(exc)
+            continue
+        loaded.blend = blend
+        loaded.note = "; ".join(n for n in (loaded.note, passed_over and f"not on a GPU: {passed_over}") if n)
+        return loaded
+    raise DeviceError(f"no device could run {path.name}")  # unreachable: the CPU ends every list
+
+
+def _load_on(path: Path, device: Device, threads: int | None, data: bytes | None) -> UpscaleModel:
+    """The model on one device, tried there (`_trial`); a float16 file the device cannot run as its float32
+    sibling, with a note."""
     try:
         data = path.read_bytes() if data is None else data
     except OSError as exc:
@@ -167,33 +195,56 @@ def load_model(model: str | os.PathLike[str] = "default", device: str = "auto",
     # onnxruntime resolves (and checks) external weights beside a model loaded by its path, not from bytes
     source: bytes | str = str(path) if check_onnx_external_data(path, data) else data
     try:
-        try:
-            session = quiet_session(source, resolved, options)
-        except DeviceError:
-            if not trial:
-                raise
-            resolved = Device("cpu")
-            session = quiet_session(source, resolved, options)
-    except DeviceError:
-        raise
+        session = open_session(source, device, _session_options(threads))
+    except DeviceError as exc:
+        sibling = float32_sibling(path)
+        if sibling is None or not lacks_float16(exc):
+            raise
+        loaded = _load_on(sibling, device, threads, None)
+        loaded.note = f"{path.stem} needs float16 arithmetic, which {device} lacks: running {sibling.stem} (float32)"
+        return loaded
     except Exception as exc:  # onnxruntime's InvalidProtobuf/Fail have no common public base
         raise ModelError(f"{path}: not a loadable ONNX model: {str(exc).splitlines()[0]}") from None
+    info = _contract_of(session, path)
+    note = _trial(session, source, device, info, threads) if device.is_gpu else ""
+    cores = threads or _cpu_count()
+    lanes = []
+    if not device.is_gpu and cores >= _LANES:
+        lanes = [open_session(source, device, _session_options(cores // _LANES)) for _ in range(_LANES)]
+    loaded = UpscaleModel(path, session, replace(info), device, lanes)
+    loaded.note = note
+    return loaded
+
+
+def _contract_of(session: ort.InferenceSession, path: Path) -> ModelInfo:
+    """The model's contract from its metadata, or its scale probed where it has none."""
     _check_signature(session, path)
     try:
         info = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map)
     except ValueError as exc:
         raise ModelError(f"{path}: bad upscale metadata: {exc}") from None
     if info is None:
-        info = ModelInfo(scale=_probe_scale(session), has_metadata=False)
-    elif info.channel_order != "RGB" or info.value_range != "0-1":
+        return ModelInfo(scale=_probe_scale(session), has_metadata=False)
+    if info.channel_order != "RGB" or info.value_range != "0-1":
         raise ModelError(f"{path}: unsupported convention {info.channel_order} {info.value_range}")
-    cores = threads or _cpu_count()
-    lanes = []
-    if resolved.kind == "cpu" and cores >= _LANES:
-        lanes = [quiet_session(source, resolved, _session_options(cores // _LANES)) for _ in range(_LANES)]
-    loaded = UpscaleModel(path, session, replace(info), resolved, lanes)
-    loaded.blend = blend
-    return loaded
+    return info
+
+
+def _trial(session: ort.InferenceSession, source: bytes | str, device: Device, info: ModelInfo,
+           threads: int | None) -> str:
+    """A GPU's trial (`device.check_agreement` against the CPU); the note where part of the model runs on the
+    CPU."""
+    cpu = open_session(source, Device("cpu"), _session_options(threads))
+    size = info.fixed_window or _padded(16, info.multiple_of, info.min_size)
+
+    def runner(on: ort.InferenceSession):
+        inp = on.get_inputs()[0]
+        dtype = np.float16 if "float16" in inp.type else np.float32
+        return lambda probe: _run_session(on, inp.name, probe.astype(dtype)).astype(np.float32)
+
+    check_agreement(runner(session), runner(cpu), size, device)
+    share = device_share(session, device)
+    return "" if share >= 1.0 else f"{share:.0%} of the model's nodes on {device}, the rest on the CPU"
 
 
 def _cpu_count() -> int:

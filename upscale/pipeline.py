@@ -108,7 +108,7 @@ class IOWorkers:
         model waits on: a quarter of the cores decode, the rest but one (the main thread feeds the GPU) encode;
         decoding is the cheaper half (PNG inflate or JPEG decode vs deflate or JPEG encode)."""
         cores = cores or os.cpu_count() or 1
-        if kind != "cuda":
+        if kind == "cpu":  # any GPU provider frees the cores alike
             return cls(1, 2)
         decoders = max(1, cores // 4)
         return cls(decoders, max(2, cores - decoders - 1))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import dir_cmd, eval_cmd, image_cmd, info_cmd
+from . import devices_cmd, dir_cmd, eval_cmd, image_cmd, info_cmd
 
 app = typer.Typer(
     name="upscale",
-    help="Batch image super-resolution with ONNX models (onnxruntime, CUDA when usable, else CPU).",
+    help="Batch image super-resolution with ONNX models (onnxruntime: CUDA, WebGPU, DirectML or Core ML when "
+         "usable, else the CPU).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -19,6 +20,7 @@ app.command("image")(image_cmd.image_command)
 app.command("info")(info_cmd.info_command)
 app.command("models")(info_cmd.models_command)
 app.command("eval")(eval_cmd.eval_command)
+app.command("devices")(devices_cmd.devices_command)
 
 
 def _version(value: bool) -> None:

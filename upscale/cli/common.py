@@ -24,7 +24,8 @@ ModelOption = Annotated[
              "model's name, 'default' (repsr-x2), an .onnx file, or a PyTorch weight file (.pth, .safetensors).")
 ]
 DeviceOption = Annotated[
-    str, typer.Option("--device", "-d", help="auto, cpu, cuda or cuda:N. auto uses CUDA only when it really runs.")
+    str, typer.Option("--device", "-d", help="auto, cpu, cuda[:N], webgpu[:N], directml[:N] or coreml (see upscale "
+                                             "devices). auto takes the first GPU whose trial passes, else the CPU.")
 ]
 TileOption = Annotated[
     int | None,
@@ -106,10 +107,11 @@ def describe_model(loaded: UpscaleModel | AutoModel) -> str:
                   else f"{clean} for every picture (no photo model at x{loaded.scale})")
         return f"model auto: {choice}, on {loaded.clean.device}"
     info = loaded.info
+    note = f" ({loaded.note})" if getattr(loaded, "note", "") else ""
     if getattr(loaded, "blend", ""):
-        return f"model {loaded.blend} x{info.scale} ({info.architecture}) on {loaded.device}"
+        return f"model {loaded.blend} x{info.scale} ({info.architecture}) on {loaded.device}{note}"
     guessed = "" if info.has_metadata else " (no metadata: scale probed, default tile overlap)"
-    return f"model {loaded.path.name} x{info.scale} ({info.architecture}) on {loaded.device}{guessed}"
+    return f"model {loaded.path.name} x{info.scale} ({info.architecture}) on {loaded.device}{guessed}{note}"
 
 
 def model_label(loaded: UpscaleModel | AutoModel) -> str:

@@ -21,11 +21,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..auto import AutoModel
+from ..device import parse_device
 from ..errors import UsageError
 from ..files import sweep_temp_files
 from ..job import FileResult, Job, OutputOptions, new_result, run_job
 from ..model import UpscaleModel
 from ..picture import UpscaleOptions
+from ..providers import GPU_KINDS
 from .base import ModelSpec, OnResult, RayOptions
 
 ATTEMPTS = 3
@@ -111,13 +113,17 @@ class RayEngine:
             except (ValueError, ConnectionError, RuntimeError) as exc:
                 where = f"the Ray cluster at {address}" if address else "a local Ray instance"
                 raise UsageError(f"cannot start or join {where}: {str(exc).strip().splitlines()[-1][:200]}") from None
-        gpu = self.spec.device.startswith("cuda")
+        kind = parse_device(self.spec.device)[0]
+        gpu = kind in GPU_KINDS
         cpus = self.ray.cpus_per_worker
+        resources = ray.cluster_resources()
+        if gpu and not resources.get("GPU"):
+            raise UsageError(f"--device {self.spec.device}: the Ray cluster has no GPU resource (Ray finds NVIDIA "
+                             "GPUs by itself; start nodes with other GPUs with ray start --num-gpus=N)")
         workers = self.ray.workers
         if workers is None:
-            resources = ray.cluster_resources()
             workers = int(resources.get("GPU", 1)) if gpu else max(1, int(resources.get("CPU", 1) // cpus))
-        spec = replace(self.spec, device="cuda" if gpu else self.spec.device,
+        spec = replace(self.spec, device=kind if gpu else self.spec.device,  # each worker: the GPU Ray gave it
                        threads=self.spec.threads or max(1, int(cpus)))
         # an S3-compatible endpoint given here (--endpoint-url) reaches the workers as the standard variable
         passed = {k: os.environ[k] for k in ("AWS_ENDPOINT_URL",) if k in os.environ}
