@@ -29,7 +29,7 @@ PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x
 CHECK = ("cat .ortgpu/part-* > /tmp/ort.whl && sha256sum /tmp/ort.whl && "
          "cp /tmp/ort.whl /tmp/{wheel} && python3 -m pip install -q --no-index --no-deps --no-build-isolation "
          "--target /tmp/site /tmp/{wheel} . && export PYTHONPATH=/tmp/site && cd /tmp && PYTHONUNBUFFERED=1 "
-         "python3 $OLDPWD/benchmarks/cuda_check.py --json-out $OUT/cuda_check.json --count 40")
+         "python3 $OLDPWD/benchmarks/device_check.py --device cuda --json-out $OUT/device_check.json --count 40")
 
 
 def main() -> None:

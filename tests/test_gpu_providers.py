@@ -179,3 +179,13 @@ def test_every_gpu_kind_gets_the_gpu_io_pools() -> None:
     for kind in providers.GPU_KINDS:
         assert IOWorkers.for_device(kind, cores=16) == IOWorkers.for_device("cuda", cores=16) != IOWorkers(1, 2)
     assert IOWorkers.for_device("cpu", cores=16) == IOWorkers(1, 2)
+
+
+def test_the_share_on_the_device_reaches_the_models_note(monkeypatch, tiny_model: Path) -> None:
+    from upscale import model as model_module
+
+    monkeypatch.setattr(model_module, "device_share", lambda session, on: 0.75)
+    monkeypatch.setattr(model_module, "check_agreement", lambda *args: None)
+    loaded = model_module.load_model(tiny_model, "cpu")
+    note = model_module._trial(loaded.session, str(tiny_model), device.Device("directml"), loaded.info, 1)
+    assert note == "75% of the model's nodes on directml:0, the rest on the CPU"

@@ -18,7 +18,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from upscale.cli.app import app
-from upscale.job import OutputOptions
+from upscale.errors import UsageError
+from upscale.job import OutputOptions, new_result
 from upscale.picture import UpscaleOptions
 from upscale.planning import plan_directory
 
@@ -317,3 +318,55 @@ def test_ctrl_c_reports_the_files_done_but_held_back_for_order(tmp_path: Path, t
         _engine_with(fake, tiny_model, monkeypatch).run(jobs, lambda job, result: seen.append(result))
     assert sorted(Path(r.input).name for r in seen) == ["02.png", "03.png", "04.png"]  # on disk: in the report
     assert len(fake.cancelled) == 2
+
+
+class _GpuRay(_FakeRay):
+    """A cluster with ``gpus`` GPU resources, recording how tasks were asked for and the spec they were given."""
+
+    def __init__(self, gpus: int) -> None:
+        super().__init__()
+        self.gpus, self.asked, self.specs = gpus, [], []
+
+    def cluster_resources(self) -> dict:
+        return {"CPU": 8, **({"GPU": self.gpus} if self.gpus else {})}
+
+    def remote(self, fn):
+        task, fake = super().remote(fn), self
+        inner = task.remote
+
+        class Recording:
+            def options(self, **kwargs):
+                fake.asked.append(kwargs)
+                return self
+
+            def remote(self, *args):
+                fake.specs.append(args[0])
+                return inner(*args)
+        return Recording()
+
+
+@pytest.mark.parametrize("device", ["webgpu", "directml:1", "cuda"])
+def test_every_gpu_kind_gets_gpu_workers_on_ray(tmp_path: Path, tiny_model: Path, monkeypatch, device: str) -> None:
+    from upscale.engines import ray_cluster
+
+    src = make_folder(tmp_path / "in", 2)
+    jobs, _ = plan_directory(src, tmp_path / "out", OutputOptions(format="png"))
+    fake = _GpuRay(gpus=3)
+    monkeypatch.setattr(ray_cluster, "import_ray", lambda: fake)
+    monkeypatch.setattr(ray_cluster, "upscale_files", lambda spec, jobs, *rest: [new_result(j) for j in jobs])
+    engine = RayEngine(ModelSpec(str(tiny_model), device, 1, None), UpscaleOptions(), OutputOptions(format="png"),
+                       RayOptions())
+    engine.run(jobs, lambda job, result: None)
+    assert fake.asked[0]["num_gpus"] == 1
+    assert {spec.device for spec in fake.specs} == {device.split(":")[0]}  # the GPU Ray gave each worker
+
+
+def test_a_gpu_device_on_a_cluster_without_gpus_is_one_line(tmp_path: Path, tiny_model: Path, monkeypatch) -> None:
+    from upscale.engines import ray_cluster
+
+    monkeypatch.setattr(ray_cluster, "import_ray", lambda: _GpuRay(gpus=0))
+    jobs, _ = plan_directory(make_folder(tmp_path / "in", 1), tmp_path / "out", OutputOptions(format="png"))
+    engine = RayEngine(ModelSpec(str(tiny_model), "webgpu", 1, None), UpscaleOptions(), OutputOptions(format="png"),
+                       RayOptions())
+    with pytest.raises(UsageError, match="has no GPU resource"):
+        engine.run(jobs, lambda job, result: None)

@@ -1,19 +1,20 @@
-"""The CUDA path, checked and timed in one run on a machine with an NVIDIA GPU (issue 15).
+"""A GPU checked and timed in one run, whatever its kind: CUDA, WebGPU, DirectML or Core ML.
 
-    python benchmarks/cuda_check.py [--count 100] [--quick] [--json-out report.json]
+    python benchmarks/device_check.py --device webgpu [--count 100] [--quick] [--json-out report.json]
 
-Each stage records its numbers (or its error) and the run goes on, so one device call yields everything:
-1. `cuda_unusable_reason`, `--device auto` picks CUDA (and `upscale dir` says so), `--device cuda` works;
-2. agreement of CPU and CUDA for every bundled learned model, whole images and tiled batches (float32 within
-   1/255, float16 within 2/255);
-3. compute throughput on CUDA (output MP/s) for float32 and float16 by tile size and batch size;
-4. `upscale dir --device cuda` end to end on a folder of real-size photos (2-12 MP) as PNG at the default level
-   and as JPEG: seconds, images/s, GPU busy fraction (nvidia-smi sampled every 100 ms), against the I/O-only
-   floor (decode + encode + write of the same outputs on as many threads as the pipeline's pools);
-5. the peer a GPU user would pick: the same network in PyTorch eager on the GPU, whole images, one after the
-   other, Pillow decode/encode (needs torch and the checkpoint).
-Exit 0 when every check passed. Machines this project develops on have no GPU; `--device cpu` runs the same
-stages on the CPU (a dry run of the script, not a measurement of CUDA).
+Each stage records its numbers (or its error) and the run goes on, so one run yields everything:
+1. the device is usable (`upscale devices`' reason otherwise), `--device auto` picks a GPU (and `upscale dir`
+   says so), `--device D` works, with its note (a float32 file for a float16 one, a share on the CPU);
+2. agreement of the CPU and the device for every bundled learned model, whole images and tiled batches (float32
+   within 1/255, float16 within 2/255);
+3. compute throughput on the device (output MP/s) for float32 and float16 by tile size and batch size;
+4. `upscale dir --device D` end to end on a folder of real-size photos (2-12 MP) as PNG at the default level and
+   as JPEG: seconds, images/s, GPU busy fraction (NVIDIA: nvidia-smi sampled every 100 ms), against the
+   I/O-only floor (decode + encode + write of the same outputs on as many threads as the pipeline's pools);
+5. the peer a GPU user would pick: the simple onnxruntime loop on the same provider
+   (`benchmarks/simple_ort_loop.py --device D`), and on CUDA the same network in PyTorch eager.
+Exit 0 when every check passed. `--device cpu` runs the same stages on the CPU (a dry run of the script, not a
+measurement of a GPU); SwiftShader's WebGPU says nothing of a GPU's speed.
 """
 
 from __future__ import annotations
@@ -37,12 +38,13 @@ from PIL import Image
 
 from upscale import load_model
 from upscale.decoding import read_image
-from upscale.device import cuda_unusable_reason
+from upscale.device import parse_device
 from upscale.encoding import encode
 from upscale.files import write_atomic
 from upscale.images import Picture
 from upscale.picture import UpscaleOptions, upscale_picture
 from upscale.pipeline import IOWorkers
+from upscale.providers import unusable_reason
 from upscale.registry import bundled_models
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -111,23 +113,26 @@ def rate(model, batch: np.ndarray, repeats: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cuda", help="cuda (the check) or cpu (a dry run of the script)")
+    parser.add_argument("--device", default="cuda", help="cuda[:N], webgpu[:N], directml[:N], coreml (the check) or "
+                                                          "cpu (a dry run of the script)")
     parser.add_argument("--count", type=int, default=100, help="photos in the end-to-end folder")
     parser.add_argument("--quick", action="store_true", help="small sizes and counts (a dry run)")
     parser.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints/repsr-x2/best.pt")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     device = args.device
+    kind = parse_device(device)[0]
     sizes = [(120, 160), (200, 240)] if args.quick else SIZES
     report: dict[str, object] = {"device": device, "cpu_cores": os.cpu_count()}
     passed: dict[str, bool] = {}
 
     @stage(report, "device_choice")
     def _() -> dict:
-        reason = cuda_unusable_reason()
+        reason = unusable_reason(kind)
         auto = str(load_model("default", "auto").device)
-        chosen = str(load_model("default", device).device)
-        passed["auto_picks_cuda"] = auto.startswith("cuda") or device == "cpu"
+        asked = load_model("default", device)
+        chosen = str(asked.device)
+        passed["auto_picks_a_gpu"] = auto != "cpu" or device == "cpu"
         work = Path(tempfile.mkdtemp())
         try:
             (work / "in").mkdir()
@@ -137,8 +142,8 @@ def main() -> int:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         line = next((x for x in said.stderr.splitlines() if x.startswith("model ")), said.stderr[-300:])
-        passed["auto_says_cuda"] = "on cuda" in line or device == "cpu"
-        return {"cuda_unusable_reason": reason, "auto": auto, "asked": chosen, "dir_says": line}
+        passed["auto_says_it"] = f"on {auto}" in line
+        return {"unusable_reason": reason, "auto": auto, "asked": chosen, "note": asked.note, "dir_says": line}
 
     @stage(report, "agreement")
     def _() -> dict:
@@ -153,7 +158,8 @@ def main() -> int:
                 a = upscale_picture(cpu, Picture(image), opts).pixels.astype(np.float32)
                 b = upscale_picture(gpu, Picture(image), opts).pixels.astype(np.float32)
                 worst = max(worst, float(np.abs(a - b).max()) / 255)
-            rows[name] = {"max_abs": round(worst, 5), "bound": round(bound, 5), "ok": worst <= bound + 1e-9}
+            rows[name] = {"max_abs": round(worst, 5), "bound": round(bound, 5), "ok": worst <= bound + 1e-9,
+                          "ran": gpu.path.stem, "note": gpu.note}
             passed[f"agree_{name}"] = rows[name]["ok"]
         return rows
 
@@ -180,7 +186,7 @@ def main() -> int:
         h, w = sizes[i % len(sizes)]
         Image.fromarray(photo_like(h, w, i)).save(inputs / f"{i:03d}.png", compress_level=1)
     megapixels_out = sum(Image.open(p).size[0] * Image.open(p).size[1] for p in inputs.iterdir()) * 4 / 1e6
-    workers = IOWorkers.for_device("cuda" if device.startswith("cuda") else "cpu")
+    workers = IOWorkers.for_device(kind)
 
     @stage(report, "end_to_end")
     def _() -> dict:
@@ -222,8 +228,26 @@ def main() -> int:
         del model
         return rows
 
+    @stage(report, "simple_ort_loop")
+    def _() -> dict:
+        from upscale.registry import resolve_model_path
+
+        out = work / "out-simple"
+        start = time.perf_counter()
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "simple_ort_loop.py"),
+                        str(resolve_model_path("default")), str(inputs), str(out), "--device",
+                        kind if kind != "cpu" else "cpu"], check=True, timeout=3600)
+        seconds = time.perf_counter() - start
+        rows = {"seconds": round(seconds, 2), "images_s": round(count / seconds, 3)}
+        e2e = report.get("end_to_end", {})
+        if isinstance(e2e, dict) and "png_default" in e2e:
+            rows["upscale_dir_speedup"] = round(seconds / e2e["png_default"]["seconds"], 2)
+        return rows
+
     @stage(report, "pytorch_eager")
     def _() -> dict:
+        if kind not in ("cuda", "cpu"):
+            return {"skipped": "PyTorch eager runs on CUDA or the CPU only"}
         import torch
         from upscale.train.checkpoint import load_checkpoint, model_from_checkpoint
 
