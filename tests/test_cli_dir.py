@@ -165,6 +165,35 @@ def test_interrupt_leaves_no_partial_output_and_exits_130(tmp_path: Path, tiny_m
     assert {Path(f["input"]).name for f in doc["files"] if f["status"] == "ok"} == set(finals)
 
 
+def test_an_interrupt_between_a_rename_and_its_row_still_reports_the_file(tmp_path: Path, tiny_model: Path,
+                                                                          monkeypatch) -> None:
+    """The window a terminal's progress drawing widens: a file renamed into place, then Ctrl-C before its row
+    reached the report. The report must list it (it is on disk), with the run marked interrupted."""
+    from upscale import runner as runner_module
+
+    make_images(tmp_path / "in", ["a.png", "b.png", "c.png"])
+    real = runner_module.make_engine
+
+    class WritesThenInterrupts:
+        def __init__(self, engine) -> None:
+            self.engine, self.name = engine, engine.name
+
+        def load(self):
+            return self.engine.load()
+
+        def run(self, jobs, on_result, *rest) -> None:
+            self.engine.run(jobs[:1], lambda job, result: None, *rest)  # a.png written, its row never sent
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner_module, "make_engine", lambda *args: WritesThenInterrupts(real(*args)))
+    report = tmp_path / "r.json"
+    result = run("dir", tmp_path / "in", tmp_path / "out", "-m", tiny_model, "--report", report)
+    assert result.exit_code == 130 and (tmp_path / "out" / "a.png").is_file()
+    rows = {Path(f["input"]).name: f for f in json.loads(report.read_text())["files"]}
+    assert rows["a.png"]["status"] == "ok" and "written as the run was interrupted" in rows["a.png"]["warnings"]
+    assert "b.png" not in rows and "1 ok" in result.output
+
+
 def test_sigterm_mid_batch_leaves_only_complete_files(tmp_path: Path) -> None:
     """A real process killed with SIGTERM: every file under a final name decodes completely."""
     src = tmp_path / "in"
@@ -194,6 +223,34 @@ def test_sigterm_mid_batch_leaves_only_complete_files(tmp_path: Path) -> None:
     doc = json.loads(report.read_text())
     assert doc["context"]["interrupted"] is True
     assert {Path(f["output"]).name for f in doc["files"] if f["status"] == "ok"} == {p.name for p in finals}
+
+
+def test_a_second_ctrl_c_stops_at_once_and_cleanly(tmp_path: Path) -> None:
+    """Ctrl-C asks for a clean stop (running writes finish, the report is written); a second one, while that
+    cleanup waits, means now: one line, exit 130 within moments, no traceback, and files under final names whole."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(12):
+        Image.fromarray(photo(360, 480, seed=i)).save(src / f"{i:02d}.png")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "upscale", "dir", str(src), str(out), "--device", "cpu",
+                             "-m", "repsr-x4", "--png-compression", "9"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out.exists() and list(out.glob("*.png"))):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    start = time.time()
+    _, stderr = proc.communicate(timeout=60)
+    text = stderr.decode(errors="replace")
+    assert proc.returncode == 130, text
+    assert time.time() - start < 10 and "stopped at once" in text
+    assert "Traceback" not in text and "Exception ignored" not in text
+    for path in out.glob("*.png"):
+        with Image.open(path) as im:
+            im.load()
 
 
 def test_plain_lines_when_not_a_terminal_and_quiet(tmp_path: Path, tiny_model: Path) -> None:

@@ -9,6 +9,7 @@ and writes the report; it never asks which engine it has.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -17,7 +18,8 @@ from .auto import AutoModel
 from .engines import ENGINES, ModelSpec, RayOptions, make_engine
 from .errors import UsageError, first_line
 from .files import check_writable, sweep_temp_files
-from .job import FileResult, Job, OutputOptions, summarise, traceback_of, write_report
+from .images import incomplete_output
+from .job import FileResult, Job, OutputOptions, new_result, summarise, traceback_of, write_report
 from .model import UpscaleModel
 from .picture import UpscaleOptions
 from .planning import check_remote_output, is_uri, plan_directory, plan_remote, redo_incomplete
@@ -43,6 +45,29 @@ class FolderRun:
     interrupted: bool = False
     seconds: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
+
+
+def written_unreported(jobs: list[Job], results: list[FileResult], since: float,
+                       size_of: Callable[[tuple[int, int]], tuple[int, int]]) -> list[FileResult]:
+    """Rows for outputs that an interrupted run finished but never reported (the interrupt landed between a
+    file's rename and its row): complete, of the right size, written since the run began. The report then lists
+    every file on disk, wherever the interrupt fell."""
+    reported = {r.input for r in results}
+    found = []
+    for job in jobs:
+        if str(job.input) in reported or is_uri(str(job.output)) or job.size is None:
+            continue
+        path = Path(job.output)
+        try:
+            fresh = path.stat().st_mtime >= since - 1
+        except OSError:
+            continue
+        if fresh and incomplete_output(path, size_of(job.size)) is None:
+            result = new_result(job)
+            result.upscaled(size_of(job.size), ["written as the run was interrupted"], "", None)
+            result.wrote(path.stat().st_size, [])
+            found.append(result)
+    return found
 
 
 def _as_uri(location: str) -> str:
@@ -97,12 +122,13 @@ def run_directory(input_dir: str | Path, output_dir: str | Path, model: str | No
         if observer:
             observer.finished(job, result)
 
-    started = time.perf_counter()
+    started, wall_start = time.perf_counter(), time.time()
     interrupted, failure = False, None
     try:
         runner.run(jobs, finished, observer.started if observer else None, observer.pixels if observer else None)
     except KeyboardInterrupt:
         interrupted = True
+        results += written_unreported(jobs, results, wall_start, lambda size: options.target(loaded.scale, size).size)
     except Exception as exc:  # outside any file (the engine itself): the report still says what was done
         failure = exc
     finally:

@@ -8,6 +8,7 @@ onnxruntime, the runner or the pipeline. User text (paths, error causes) is esca
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,8 +48,31 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C: finish cleaning up, then stop."""
 
 
+_STOPPED_AT_ONCE = (b"stopped at once: files under their final names are whole; writes cut short are hidden "
+                    b"temporaries, removed by the next run\n")
+
+
+class _Interrupts:
+    """How many times the user has asked to stop: the first asks for a clean stop (the running writes finish and
+    the report is written), a second for an immediate one."""
+
+    count = 0
+
+    @classmethod
+    def stop(cls, first: type[KeyboardInterrupt]) -> None:
+        cls.count += 1
+        if cls.count > 1:  # no cleanup: waiting on threads (onnxruntime's among them) is what the user refused
+            os.write(2, _STOPPED_AT_ONCE)
+            os._exit(130)
+        raise first()
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated()
+    _Interrupts.stop(Terminated)
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    _Interrupts.stop(KeyboardInterrupt)
 
 
 @contextmanager
@@ -57,6 +81,8 @@ def error_boundary() -> Iterator[None]:
     Anything else is a bug: one line too, exit 1, asking for a report (``UPSCALE_DEBUG=1`` shows the traceback);
     users never see a stack trace. Shared by upscale, upscale-train and upscale-export."""
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous_int = signal.signal(signal.SIGINT, _on_sigint)
+    _Interrupts.count = 0
     try:
         yield
     except (DeviceError, UsageError) as exc:
@@ -73,4 +99,6 @@ def error_boundary() -> Iterator[None]:
         error(f"{UNEXPECTED}: {first_line(exc)} (UPSCALE_DEBUG=1 shows where)")
         raise typer.Exit(1) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if not _Interrupts.count:  # once stopping, stay ready for "now": the exit may still wait on threads
+            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
