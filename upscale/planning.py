@@ -192,6 +192,8 @@ def _header_entry(path: Path, relative: PurePosixPath) -> Entry:
 def list_local(in_dir: Path, out_dir: Path, recursive: bool) -> Listing:
     """A local folder, its image headers read."""
     if not in_dir.is_dir():
+        if in_dir.is_file():
+            raise UsageError(f"{in_dir}: is a file, not a folder; for one file use: upscale image {in_dir} OUT_FILE")
         raise UsageError(f"{in_dir}: input folder does not exist or is not a folder")
     images, others, special = discover_inputs(in_dir, out_dir, recursive)
 

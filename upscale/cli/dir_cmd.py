@@ -39,16 +39,17 @@ from .common import (
 )
 from .progress import BatchProgress
 
+FORMAT_ALIASES = {"jpeg": "jpg", "tif": "tiff", "heif": "heic"}
+"""The other names people give these formats (as extensions do)."""
 
-class OutputFormat(str, Enum):
-    same = "same"
-    png = "png"
-    jpg = "jpg"
-    webp = "webp"
-    tiff = "tiff"
-    avif = "avif"
-    heic = "heic"
-    jxl = "jxl"
+
+def _format_value(value: str) -> str:
+    """``--format``'s value: a format we write, by its name or a usual alias (jpeg, tif, heif), any case."""
+    name = value.strip().lower().lstrip(".")
+    name = FORMAT_ALIASES.get(name, name)
+    if name != "same" and name not in FORMATS:
+        raise typer.BadParameter(f"{value!r}: use same, png, jpg (jpeg), webp, tiff (tif), avif, heic (heif) or jxl")
+    return name
 
 
 class Engine(str, Enum):
@@ -72,7 +73,9 @@ def dir_command(
     batch_size: BatchOption = None,
     threads: ThreadsOption = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Include sub-folders, mirrored.")] = False,
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.same,
+    fmt: Annotated[str, typer.Option("--format", "-f", callback=_format_value,
+                                     metavar="[same|png|jpg|webp|tiff|avif|heic|jxl]",
+                                     help="Output format (jpeg, tif and heif work too).")] = "same",
     quality: QualityOption = 95,
     png_compression: PngCompressionOption = DEFAULT_PNG_COMPRESSION,
     metadata: MetadataOption = MetadataChoice.all,
@@ -83,6 +86,8 @@ def dir_command(
                                             help="Refuse larger images (decompression bombs).")] = DEFAULT_MAX_PIXELS,
     max_memory: MaxMemoryOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="On a terminal, a line per file beside the bar "
+                                                                   "(with auto, the model chosen and why).")] = False,
     endpoint_url: Annotated[str | None, typer.Option(
         "--endpoint-url", help="S3-compatible endpoint for s3:// folders (MinIO, Ceph); default: AWS_ENDPOINT_URL, "
                                "else AWS's.")] = None,
@@ -98,21 +103,23 @@ def dir_command(
     """Upscale every image in INPUT_DIR into OUTPUT_DIR. Exit 0 if all succeeded, 1 if any failed."""
     with error_boundary():
         options = upscale_options(scale, tile, batch_size, width, height, long_side, fit)
-        if fmt.value != "same":
-            require(FORMATS[fmt.value])
+        if fmt != "same":
+            require(FORMATS[fmt])
         if endpoint_url:  # the variable every AWS SDK reads, pyarrow's S3 and the Ray workers' included
             os.environ["AWS_ENDPOINT_URL"] = endpoint_url
         run = run_directory(
             input_dir, output_dir, model, device=device, threads=threads, strength=strength,
             options=options,
-            output=OutputOptions(fmt.value, quality, png_compression, suffix, overwrite, recursive, max_pixels,
+            output=OutputOptions(fmt, quality, png_compression, suffix, overwrite, recursive, max_pixels,
                                  max_memory, metadata.value),
             engine=engine.value, ray=RayOptions(ray_address, ray_workers, ray_cpus_per_worker), report=report,
-            observer=BatchProgress(quiet),
+            observer=(progress := BatchProgress(quiet, verbose)),
         )
     if not quiet or run.interrupted:
         line = ", ".join(f"{n} {k}" for k, n in run.counts.items() if n or k in ("ok", "failed"))
         note(f"{'interrupted: ' if run.interrupted else ''}{line} in {run.seconds:.1f} s")
+    if run.interrupted and progress.left:
+        note(f"{progress.left} left: run the same command to resume (finished files are skipped)")
     if run.interrupted:
         raise typer.Exit(130)
     if run.counts["failed"] or run.counts.get(Status.NOT_ATTEMPTED):

@@ -42,9 +42,19 @@ def _format_for(path: Path) -> str:
                      ".avif, .heic or .jxl)")
 
 
+def _into_folder(input_file: Path, output_file: Path) -> Path:
+    """OUT_FILE that is a folder means the input's name inside it, as ``cp`` does (PNG where we cannot write the
+    input's format)."""
+    if not output_file.is_dir():
+        return output_file
+    writable = any(input_file.suffix.lower() in extensions for extensions in EXTENSIONS.values())
+    return output_file / (input_file.name if writable else f"{input_file.stem}.png")
+
+
 def image_command(
     input_file: Annotated[Path, typer.Argument(help="Image to upscale.")],
-    output_file: Annotated[Path, typer.Argument(help="Where to write it; the extension picks the format.")],
+    output_file: Annotated[Path, typer.Argument(help="Where to write it; the extension picks the format. A folder: "
+                                                     "the input's name inside it.")],
     model: ModelOption = None,
     device: DeviceOption = "auto",
     scale: ScaleOption = None,
@@ -65,6 +75,7 @@ def image_command(
 ) -> None:
     """Upscale one image file."""
     with error_boundary():
+        output_file = _into_folder(input_file, output_file)
         if output_file.exists() and not overwrite:
             raise UsageError(f"{output_file}: exists (use --overwrite to replace it)")
         fmt = _format_for(output_file)
