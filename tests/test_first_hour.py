@@ -76,6 +76,7 @@ def test_the_bar_leaves_no_stale_copies_ends_full_and_says_eta(tmp_path: Path) -
 
 def test_verbose_keeps_a_line_per_file_beside_the_bar(tmp_path: Path) -> None:
     code, lines = on_a_terminal(["dir", str(folder_with_trouble(tmp_path)), str(tmp_path / "out"), "-v"], 250)
+    assert code == 1  # the broken file
     per_file = [line for line in lines if line.startswith("[") and "->" in line]
     assert len(per_file) == 6 and all("repsr-x2" in line or "photo-x2" in line for line in per_file), lines
 
