@@ -112,3 +112,25 @@ def test_a_file_given_to_dir_points_to_upscale_image(tmp_path: Path) -> None:
     Image.fromarray(photo(20, 30)).save(tmp_path / "in.png")
     result = CliRunner().invoke(app, ["dir", str(tmp_path / "in.png"), str(tmp_path / "out")])
     assert result.exit_code == 2 and "upscale image" in result.output
+
+
+def test_dry_run_says_what_each_file_would_become_and_writes_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(photo(40, 60)).save(folder / "a.png")
+    Image.new("RGB", (4000, 3000)).save(folder / "big.png", compress_level=1)
+    (folder / "notes.txt").write_text("x")
+    (tmp_path / "out").mkdir()
+    Image.fromarray(photo(160, 240)).save(tmp_path / "out" / "done.png")
+    Image.fromarray(photo(40, 60)).save(folder / "done.png")
+    result = subprocess.run([sys.executable, "-m", "upscale", "dir", str(folder), str(tmp_path / "out"), "-m",
+                             "repsr-x4", "--dry-run", "--max-memory", "700M"], capture_output=True, text=True)
+    output = result.stdout + result.stderr  # a process of its own: --max-memory counts its memory, not pytest's
+    assert result.returncode == 0, output
+    lines = {line.split()[1].rsplit("/", 1)[-1]: line for line in output.splitlines()
+             if line.split() and line.split()[0] in ("upscale", "skip", "ignore", "refuse")}
+    assert lines["a.png"].startswith("upscale") and "60x40 -> 240x160" in lines["a.png"]
+    assert lines["done.png"].startswith("skip") and lines["notes.txt"].startswith("ignore")
+    assert lines["big.png"].startswith("refuse") and "--max-memory" in lines["big.png"]
+    assert "dry run: 1 to upscale, 1 skipped, 1 ignored, 1 refused; nothing written" in output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["done.png"]

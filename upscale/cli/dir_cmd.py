@@ -6,18 +6,22 @@ Option parsing and progress only: the run is `upscale.runner.run_directory`.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ..dry_run import preview
 from ..engines import RayOptions
+from ..errors import UsageError
 from ..formats import require
 from ..images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION, FORMATS
 from ..job import OutputOptions, Status
+from ..planning import is_uri
 from ..runner import run_directory
-from ..terminal import error_boundary, note
+from ..terminal import error_boundary, note, shown
 from .common import (
     BatchOption,
     DeviceOption,
@@ -35,6 +39,7 @@ from .common import (
     ThreadsOption,
     TileOption,
     WidthOption,
+    describe_model,
     upscale_options,
 )
 from .progress import BatchProgress
@@ -55,6 +60,20 @@ def _format_value(value: str) -> str:
 class Engine(str, Enum):
     local = "local"
     ray = "ray"
+
+
+def _print_preview(input_dir: str, output_dir: str, model: str | None, device: str, options, output: OutputOptions,
+                   strength: float | None, threads: int | None) -> None:
+    """--dry-run: the model line, one line per file, and the counts; nothing is written."""
+    if is_uri(input_dir) or is_uri(output_dir):
+        raise UsageError("--dry-run plans local folders (object-store folders are listed when they run)")
+    loaded, verdicts = preview(Path(input_dir), Path(output_dir), model, device, options, output, strength, threads)
+    note(describe_model(loaded))
+    for verdict in verdicts:
+        print(shown(f"{verdict.action:8} {verdict.input} {verdict.detail}"), flush=True)
+    counts = Counter(v.action for v in verdicts)
+    note(f"dry run: {counts['upscale']} to upscale, {counts['skip']} skipped, {counts['ignore']} ignored, "
+         f"{counts['refuse']} refused; nothing written")
 
 
 def dir_command(
@@ -86,6 +105,8 @@ def dir_command(
                                             help="Refuse larger images (decompression bombs).")] = DEFAULT_MAX_PIXELS,
     max_memory: MaxMemoryOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what each file would become (sizes, memory), what "
+                                                            "is skipped, ignored or refused; write nothing.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="On a terminal, a line per file beside the bar "
                                                                    "(with auto, the model chosen and why).")] = False,
     endpoint_url: Annotated[str | None, typer.Option(
@@ -107,11 +128,14 @@ def dir_command(
             require(FORMATS[fmt])
         if endpoint_url:  # the variable every AWS SDK reads, pyarrow's S3 and the Ray workers' included
             os.environ["AWS_ENDPOINT_URL"] = endpoint_url
+        output = OutputOptions(fmt, quality, png_compression, suffix, overwrite, recursive, max_pixels, max_memory,
+                               metadata.value)
+        if dry_run:
+            _print_preview(input_dir, output_dir, model, device, options, output, strength, threads)
+            return
         run = run_directory(
             input_dir, output_dir, model, device=device, threads=threads, strength=strength,
-            options=options,
-            output=OutputOptions(fmt, quality, png_compression, suffix, overwrite, recursive, max_pixels,
-                                 max_memory, metadata.value),
+            options=options, output=output,
             engine=engine.value, ray=RayOptions(ray_address, ray_workers, ray_cpus_per_worker), report=report,
             observer=(progress := BatchProgress(quiet, verbose)),
         )
