@@ -36,7 +36,7 @@ def eval_command(
     with error_boundary():
         for folder in folders:
             if not folder.is_dir():
-                raise UsageError(f"{folder}: not a folder")
+                raise UsageError(f"{folder}: not a folder (the standard sets: upscale data get set5 set14)")
         specs = degrade or ["clean"]
         for spec in specs:
             try:
@@ -53,7 +53,8 @@ def eval_command(
                         f"with Lanczos, so this measures that pipeline, not the model at its own scale")
         scores = [score for spec in specs for score in evaluate(folders, scale, upscaler, spec)]
         if not scores:
-            raise UsageError("no images found in " + ", ".join(map(str, folders)))
+            raise UsageError("no images found in " + ", ".join(map(str, folders))
+                             + " (the standard sets: upscale data get set5 set14)")
         table = Table("dataset", "image", f"PSNR (Y, x{scale})", "SSIM", title=label)
         if per_image:
             for s in scores:
