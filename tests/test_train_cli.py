@@ -136,3 +136,30 @@ def test_resume_refuses_another_teacher_or_distillation_weight(tmp_path: Path) -
         refused = CliRunner().invoke(app, ["--out", str(run), "--resume", option, str(value)])
         assert refused.exit_code == 2 and said in refused.output.replace("\n", ""), refused.output
         assert (run / "last.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("bicubic_db", [-1.0, 99.0])
+def test_the_end_says_where_the_model_is_what_comes_next_and_whether_it_beats_bicubic(
+        tmp_path: Path, monkeypatch, bicubic_db: float) -> None:
+    """Bicubic's score is fixed here (the real one is `upscale eval`'s protocol, run on the validation folders)."""
+    from upscale.train import cli
+
+    monkeypatch.setattr(cli, "bicubic_baseline", lambda cfg: bicubic_db)
+    data = data_folder(tmp_path / "data")
+    result = invoke("--data", data, "--val", data_folder(tmp_path / "val"), "--val-every", "4", "--out",
+                    tmp_path / "run", *RUN)
+    said = " ".join(result.output.split())
+    assert f"next: upscale-export {tmp_path / 'run' / 'best.pt'} model.onnx" in said
+    beaten = "no better than bicubic on the validation images" in said
+    assert beaten == (bicubic_db == 99.0) and ("bicubic's -1.00 dB" in said) == (bicubic_db == -1.0)
+
+
+def test_the_bicubic_baseline_is_upscale_evals_score(tmp_path: Path) -> None:
+    from upscale.train.config import TrainConfig
+    from upscale.train.trainer import bicubic_baseline, mean_psnr
+
+    from upscale.evaluate import bicubic_upscaler, evaluate, summarise
+
+    val = data_folder(tmp_path / "val")
+    cfg = TrainConfig(data=[str(val)], val=[str(val)], scale=2)
+    assert bicubic_baseline(cfg) == mean_psnr(summarise(evaluate([val], 2, bicubic_upscaler(2))))

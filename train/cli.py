@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -17,7 +18,7 @@ from .checkpoint import load_checkpoint
 from .config import TrainConfig, config_for_resume
 from .data import DEGRADATIONS
 from .losses import PIXEL_LOSSES
-from .trainer import AMP_MODES, OPTIMIZERS, train
+from .trainer import AMP_MODES, OPTIMIZERS, bicubic_baseline, train
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -130,6 +131,27 @@ def main_command(
         except KeyboardInterrupt:
             note("interrupted: the finished steps are in last.pt; continue with --resume")
             raise typer.Exit(130) from None
+        _say_what_next(cfg)
+
+
+def _say_what_next(cfg: TrainConfig) -> None:
+    """Where the model is, whether it beats bicubic on the validation images, and the command that comes next."""
+    best = Path(cfg.out) / "best.pt"
+    if cfg.val:
+        reached = max((r["psnr"] for r in _val_records(Path(cfg.out))), default=float("nan"))
+        baseline = bicubic_baseline(cfg)
+        if not reached > baseline:
+            warning(f"no better than bicubic on the validation images ({reached:.2f} dB against bicubic's "
+                    f"{baseline:.2f} dB): train longer (--minutes), with more data, or check the data")
+        else:
+            note(f"best validation Y-PSNR {reached:.2f} dB, bicubic's {baseline:.2f} dB (+{reached - baseline:.2f})")
+    note(f"model: {best}; next: upscale-export {best} model.onnx, then upscale dir photos/ out/ -m model.onnx")
+
+
+def _val_records(out: Path) -> list[dict]:
+    path = out / "metrics.jsonl"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return [record for record in map(json.loads, lines) if record.get("event") == "val"]
 
 
 # Command-line parameters whose config field has another name or type.

@@ -30,7 +30,7 @@ from torch import nn
 
 from upscale.degrade import parse_spec
 from upscale.errors import DeviceError, TrainingError, UsageError
-from upscale.evaluate import evaluate, summarise
+from upscale.evaluate import bicubic_upscaler, evaluate, summarise
 from upscale.files import write_atomic
 
 from .arch import SRNet, create_model
@@ -99,6 +99,13 @@ def validate(model: SRNet, cfg: TrainConfig, device: torch.device) -> dict[str, 
                           for score in evaluate(folders, cfg.scale, upscaler, spec)])
     finally:
         model.train(was_training)
+
+
+def bicubic_baseline(cfg: TrainConfig) -> float:
+    """Bicubic's mean Y-PSNR on the validation folders, by `validate`'s protocol: what a run must beat."""
+    folders = [Path(v) for v in cfg.val]
+    return mean_psnr(summarise([score for spec in ["clean", *cfg.val_degrade]
+                                for score in evaluate(folders, cfg.scale, bicubic_upscaler(cfg.scale), spec)]))
 
 
 def mean_psnr(result: dict[str, dict[str, float]]) -> float:
