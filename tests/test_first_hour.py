@@ -134,3 +134,12 @@ def test_dry_run_says_what_each_file_would_become_and_writes_nothing(tmp_path: P
     assert lines["big.png"].startswith("refuse") and "--max-memory" in lines["big.png"]
     assert "dry run: 1 to upscale, 1 skipped, 1 ignored, 1 refused; nothing written" in output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["done.png"]
+
+
+def test_dir_help_fits_a_screen_at_80_columns_with_examples() -> None:
+    result = CliRunner().invoke(app, ["dir", "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    lines = result.output.rstrip().splitlines()
+    assert result.exit_code == 0 and len(lines) <= 66, len(lines)
+    for panel in ("Model", "Size", "Output", "Run", "Clusters and object stores"):
+        assert f"─ {panel} ─" in result.output
+    assert "Examples: upscale dir photos/ out/" in result.output

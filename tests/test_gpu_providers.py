@@ -145,7 +145,7 @@ def test_an_explicit_provider_that_cannot_run_names_the_fix(monkeypatch, kind: s
     fake_machine(monkeypatch, "linux", [])
     with pytest.raises(DeviceError) as raised:
         device.candidates(kind)
-    assert str(raised.value).startswith(f"{kind} was requested but is not usable")
+    assert str(raised.value).startswith(f"{providers.NAME[kind]} was requested but is not usable")
     assert providers.INSTALL[kind] in str(raised.value)
 
 

@@ -64,7 +64,8 @@ def candidates(spec: str) -> tuple[list[Device], bool]:
     if kind != "auto":
         reason = providers.unusable_reason(kind)
         if reason is not None:
-            raise DeviceError(f"{kind} was requested but is not usable: {reason}; {providers.INSTALL[kind]}")
+            raise DeviceError(f"{providers.NAME[kind]} was requested but is not usable: {reason}; "
+                              f"{providers.INSTALL[kind]}")
         return [Device(kind, index or 0)], False
     usable = [Device(k) for k in providers.auto_order() if providers.unusable_reason(k) is None]
     return [*usable, Device("cpu")], True

@@ -20,6 +20,7 @@ import onnxruntime as ort
 GPU_KINDS = ("cuda", "webgpu", "directml", "coreml")
 PROVIDER = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "webgpu": "WebGpuExecutionProvider",
             "directml": "DmlExecutionProvider", "coreml": "CoreMLExecutionProvider"}
+NAME = {"cpu": "CPU", "cuda": "CUDA", "webgpu": "WebGPU", "directml": "DirectML", "coreml": "Core ML"}
 INSTALL = {
     "cuda": "pip install 'upscale[cuda12]' (or cuda13), with an NVIDIA driver",
     "webgpu": "pip install 'upscale[webgpu]', with a Vulkan (Linux, Windows), Metal (macOS) or D3D12 driver",

@@ -15,7 +15,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command("dir")(dir_cmd.dir_command)
+app.command("dir", epilog=dir_cmd.EXAMPLES)(dir_cmd.dir_command)
 app.command("image")(image_cmd.image_command)
 app.command("info")(info_cmd.info_command)
 app.command("models")(info_cmd.models_command)

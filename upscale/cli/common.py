@@ -17,43 +17,49 @@ from ..picture import UpscaleOptions
 from ..sizing import Fit, SizeRequest
 from ..terminal import note
 
-ModelOption = Annotated[
-    str | None, typer.Option(
-        "--model", "-m", show_default="auto",
-        help="'auto' (per file, the clean or the photo model, from its JPEG quality, blockiness and noise), a bundled "
-             "model's name, 'default' (repsr-x2), an .onnx file, or a PyTorch weight file (.pth, .safetensors).")
-]
-DeviceOption = Annotated[
-    str, typer.Option("--device", "-d", help="auto, cpu, cuda[:N], webgpu[:N], directml[:N] or coreml (see upscale "
-                                             "devices). auto takes the first GPU whose trial passes, else the CPU.")
-]
-TileOption = Annotated[
-    int | None,
-    typer.Option("--tile", min=0, help="Largest tile side in input pixels (equal tiles along each axis); "
-                                       "0 = whole image; default: automatic (384 at 2x, 272 at 4x)."),
-]
-ScaleOption = Annotated[
-    float | None,
-    typer.Option("--scale", "-s", min=0.01, help="Overall factor (any value); default: the model's own scale."),
-]
+
+def within(low: float, high: float | None = None):
+    """A callback that refuses values outside [low, high] (instead of typer's min/max, whose range would widen
+    --help's middle column on every line)."""
+    def check(value):
+        if value is not None and (value < low or (high is not None and value > high)):
+            bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise typer.BadParameter(f"{value} is out of range: give a value {bound}")
+        return value
+    return check
+
+
+MODEL, SIZE, OUTPUT, RUN = "Model", "Size", "Output", "Run"
+"""--help's panels: which model runs where, how large outputs are, what is written, how the run goes."""
+
+ModelOption = Annotated[str | None, typer.Option(
+    "--model", "-m", show_default=False, rich_help_panel=MODEL,
+    help="auto (default), a bundled name, .onnx, .pth.")]
+DeviceOption = Annotated[str, typer.Option(
+    "--device", "-d", show_default=False, rich_help_panel=MODEL,
+    help="auto (default), cpu, cuda, webgpu, directml, coreml.")]
+TileOption = Annotated[int | None, typer.Option(
+    "--tile", callback=within(0), rich_help_panel=RUN, help="Tile side in input pixels; 0: whole.")]
+ScaleOption = Annotated[float | None, typer.Option(
+    "--scale", "-s", callback=within(0.01), rich_help_panel=SIZE, help="Any factor; default: the model's own scale.")]
 WidthOption = Annotated[int | None, typer.Option(
-    "--width", min=1, show_default=False, help="Exact output width; alone, the height follows the aspect.")]
+    "--width", callback=within(1), show_default=False, rich_help_panel=SIZE,
+    help="Exact width (alone: height follows).")]
 HeightOption = Annotated[int | None, typer.Option(
-    "--height", min=1, show_default=False, help="Exact output height; alone, the width follows the aspect.")]
+    "--height", callback=within(1), show_default=False, rich_help_panel=SIZE,
+    help="Exact height (alone: width follows).")]
 LongSideOption = Annotated[int | None, typer.Option(
-    "--long-side", min=1, show_default=False, help="Exact length of the longer side; the other follows the aspect.")]
+    "--long-side", callback=within(1), show_default=False, rich_help_panel=SIZE, help="Exact longer side.")]
 FitOption = Annotated[Fit | None, typer.Option(
-    "--fit", show_default="contain", help="With --width and --height: contain (inside, aspect kept), cover "
-                                          "(fill, aspect kept, centre cropped) or stretch (exactly, aspect not kept).")]
+    "--fit", show_default=False, metavar="MODE", rich_help_panel=SIZE,
+    help="contain (default), cover or stretch.")]
 StrengthOption = Annotated[float | None, typer.Option(
-    "--strength", min=0.0, max=1.0, show_default=False,
-    help="Denoise strength 0..1: the clean model (0) and the photo model (1) of the scale, blended (with -m, "
-         "that model's pair).")]
+    "--strength", callback=within(0.0, 1.0), show_default=False, rich_help_panel=MODEL,
+    help="Denoise 0..1: the clean (0) and photo (1) models blended.")]
 BatchOption = Annotated[int | None, typer.Option(
-    "--batch-size", min=1, show_default="automatic",
-    help="Most equal-shaped tiles (or small images) per model call; default: as many as the memory bound allows, "
-         "at most 64.")]
-QualityOption = Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality.")]
+    "--batch-size", callback=within(1), show_default=False, rich_help_panel=RUN, help="Most tiles per model call.")]
+QualityOption = Annotated[int, typer.Option(
+    "--quality", callback=within(1, 100), show_default=False, rich_help_panel=OUTPUT, help="1-100 (default 95).")]
 
 
 class MetadataChoice(StrEnum):
@@ -65,11 +71,13 @@ class MetadataChoice(StrEnum):
 
 
 MetadataOption = Annotated[MetadataChoice, typer.Option(
-    "--metadata", help="What outputs carry: all (EXIF, XMP, IPTC, ICC, sidecars), no-location (all but GPS "
-                       "positions) or minimal (the colour profile only), e.g. for pictures going to the web.")]
-PngCompressionOption = Annotated[
-    int, typer.Option("--png-compression", min=0, max=9, help="PNG zlib level: 0 fastest, 9 smallest.")
-]
+    "--metadata", metavar="WHAT", show_default=False, rich_help_panel=OUTPUT,
+    help="all (default), no-location or minimal.")]
+PngCompressionOption = Annotated[int, typer.Option(
+    "--png-compression", callback=within(0, 9), show_default=False, rich_help_panel=OUTPUT,
+    help="0 fastest to 9 smallest (default 1).")]
+
+
 def _memory_size(text: str | None) -> int | None:
     if text is None:
         return None
@@ -79,14 +87,11 @@ def _memory_size(text: str | None) -> int | None:
         raise typer.BadParameter(str(exc)) from None
 
 
-MaxMemoryOption = Annotated[
-    int | None, typer.Option("--max-memory", parser=_memory_size, metavar="SIZE",
-                             help="Plan each image to fit this much memory (e.g. 4G); default: what the machine, "
-                                  "cgroup and address-space limits leave. Larger images are refused, not killed.")
-]
-ThreadsOption = Annotated[
-    int | None, typer.Option("--threads", min=1, help="onnxruntime intra-op threads (default: all cores).")
-]
+MaxMemoryOption = Annotated[int | None, typer.Option(
+    "--max-memory", parser=_memory_size, metavar="SIZE", rich_help_panel=RUN,
+    help="Plan images to fit this, e.g. 4G.")]
+ThreadsOption = Annotated[int | None, typer.Option(
+    "--threads", callback=within(1), rich_help_panel=RUN, help="onnxruntime threads (default: all cores).")]
 
 
 def upscale_options(scale: float | None, tile: int | None, batch_size: int | None, width: int | None = None,

@@ -23,6 +23,8 @@ from ..planning import is_uri
 from ..runner import run_directory
 from ..terminal import error_boundary, note, shown
 from .common import (
+    OUTPUT,
+    RUN,
     BatchOption,
     DeviceOption,
     FitOption,
@@ -41,6 +43,7 @@ from .common import (
     WidthOption,
     describe_model,
     upscale_options,
+    within,
 )
 from .progress import BatchProgress
 
@@ -76,10 +79,16 @@ def _print_preview(input_dir: str, output_dir: str, model: str | None, device: s
          f"{counts['refuse']} refused; nothing written")
 
 
+CLUSTER = "Clusters and object stores"
+EXAMPLES = """Examples: upscale dir photos/ out/ (2x, the clean or photo model per file);
+upscale dir photos/ out/ -s 4 -r --report r.json; upscale dir photos/ out/ --long-side 3840 -f jpg;
+upscale dir photos/ out/ --dry-run. GPUs: upscale devices."""
+
+
 def dir_command(
-    input_dir: Annotated[str, typer.Argument(help="Folder of images to upscale (or, with --engine ray, a URI).",
+    input_dir: Annotated[str, typer.Argument(help="Folder of pictures (or a URI).",
                                              show_default=False)],
-    output_dir: Annotated[str, typer.Argument(help="Folder for the results, created if needed (or a URI).")],
+    output_dir: Annotated[str, typer.Argument(help="Folder for the results (or a URI).")],
     model: ModelOption = None,
     device: DeviceOption = "auto",
     scale: ScaleOption = None,
@@ -91,35 +100,39 @@ def dir_command(
     tile: TileOption = None,
     batch_size: BatchOption = None,
     threads: ThreadsOption = None,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Include sub-folders, mirrored.")] = False,
-    fmt: Annotated[str, typer.Option("--format", "-f", callback=_format_value,
-                                     metavar="[same|png|jpg|webp|tiff|avif|heic|jxl]",
-                                     help="Output format (jpeg, tif and heif work too).")] = "same",
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", rich_help_panel=OUTPUT,
+                                            help="Include sub-folders, mirrored.")] = False,
+    fmt: Annotated[str, typer.Option("--format", "-f", callback=_format_value, rich_help_panel=OUTPUT,
+                                     show_default=False, help="same (default), png, jpg, webp, tiff, ...")] = "same",
     quality: QualityOption = 95,
     png_compression: PngCompressionOption = DEFAULT_PNG_COMPRESSION,
     metadata: MetadataOption = MetadataChoice.all,
-    suffix: Annotated[str, typer.Option("--suffix", help="Appended to output names, e.g. _x2.")] = "",
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (default: skip).")] = False,
-    report: Annotated[Path | None, typer.Option("--report", help="Write a per-file JSON report here.")] = None,
-    max_pixels: Annotated[int, typer.Option("--max-pixels", min=1,
-                                            help="Refuse larger images (decompression bombs).")] = DEFAULT_MAX_PIXELS,
+    suffix: Annotated[str, typer.Option("--suffix", rich_help_panel=OUTPUT, help="Added to names, e.g. _x2.")] = "",
+    overwrite: Annotated[bool, typer.Option("--overwrite", rich_help_panel=OUTPUT,
+                                            help="Replace existing outputs (default: skip).")] = False,
+    report: Annotated[Path | None, typer.Option("--report", rich_help_panel=RUN,
+                                                help="A JSON report, a row per file.")] = None,
+    max_pixels: Annotated[int, typer.Option("--max-pixels", callback=within(1), rich_help_panel=RUN,
+                                            show_default=False, help="Refuse larger inputs (200 MP).")
+                          ] = DEFAULT_MAX_PIXELS,
     max_memory: MaxMemoryOption = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what each file would become (sizes, memory), what "
-                                                            "is skipped, ignored or refused; write nothing.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="On a terminal, a line per file beside the bar "
-                                                                   "(with auto, the model chosen and why).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=RUN, help="Only errors.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", rich_help_panel=RUN,
+                                          help="Say what each file would become; write nothing.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", rich_help_panel=RUN,
+                                          help="A line per file beside the bar.")] = False,
     endpoint_url: Annotated[str | None, typer.Option(
-        "--endpoint-url", help="S3-compatible endpoint for s3:// folders (MinIO, Ceph); default: AWS_ENDPOINT_URL, "
-                               "else AWS's.")] = None,
-    engine: Annotated[Engine, typer.Option("--engine", help="local (this process) or ray (a Ray cluster).")
-                      ] = Engine.local,
+        "--endpoint-url", rich_help_panel=CLUSTER, help="An S3-compatible endpoint.")] = None,
+    engine: Annotated[Engine, typer.Option("--engine", rich_help_panel=CLUSTER, show_default=False, metavar="NAME",
+                                           help="local (default), or ray: a Ray cluster.")] = Engine.local,
     ray_address: Annotated[str | None, typer.Option(
-        "--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local instance).")] = None,
+        "--ray-address", rich_help_panel=CLUSTER, help="Cluster to join (default: RAY_ADDRESS).")] = None,
     ray_workers: Annotated[int | None, typer.Option(
-        "--ray-workers", min=1, help="Files run at once (default: one per GPU, or per CPU group).")] = None,
+        "--ray-workers", callback=within(1), rich_help_panel=CLUSTER,
+        help="Files at once (default: per GPU).")] = None,
     ray_cpus_per_worker: Annotated[float, typer.Option(
-        "--ray-cpus-per-worker", min=0.1, help="CPUs (and onnxruntime threads) per file.")] = 1.0,
+        "--ray-cpus-per-worker", callback=within(0.1), rich_help_panel=CLUSTER, show_default=False,
+        help="CPUs (and threads) per file (1).")] = 1.0,
 ) -> None:
     """Upscale every image in INPUT_DIR into OUTPUT_DIR. Exit 0 if all succeeded, 1 if any failed."""
     with error_boundary():
