@@ -9,15 +9,21 @@ from PIL import Image
 from upscale import UpscaleOptions, load_model, upscale_picture, upscale_pil
 from upscale.errors import DeviceError, ModelError, UsageError
 from upscale.images import Picture
-from upscale.picture import passes_needed
+from upscale.picture import chain_for
 
 from .conftest import photo
 
 
 @pytest.mark.parametrize(("scale", "factor", "passes"), [(2, 2, 1), (2, 1.5, 1), (2, 3, 2), (2, 4, 2),
                                                           (2, 4.01, 3), (4, 2, 1), (3, 9, 2), (2, 0.5, 1)])
-def test_passes_needed(scale: int, factor: float, passes: int) -> None:
-    assert passes_needed(scale, factor) == passes
+def test_one_scale_runs_as_often_as_the_factor_needs(scale: int, factor: float, passes: int) -> None:
+    assert chain_for([scale], factor) == (scale,) * passes
+
+
+@pytest.mark.parametrize(("factor", "chain"), [(2, (2,)), (1.5, (2,)), (3, (4,)), (4, (4,)), (7.5, (4, 2)),
+                                               (8, (4, 2)), (6, (4, 2)), (16, (4, 4)), (12, (4, 4)), (2.5, (4,))])
+def test_the_chain_overshoots_least_then_takes_fewest_passes_larger_first(factor: float, chain: tuple) -> None:
+    assert chain_for([2, 4], factor) == chain
 
 
 @pytest.mark.parametrize("factor", [None, 1.5, 3.0, 4.0, 2.7])
@@ -107,3 +113,24 @@ def test_cpu_lanes_split_batches_and_compute_the_same(tiny_model) -> None:
     single = rng.random((1, 3, 13, 11), dtype=np.float32)  # one tile: all threads, in one session
     assert np.abs(model(single) - model.session.run(None, {model.input_name: single})[0]).max() == 0
     assert load_model(tiny_model, "cpu", threads=1).lanes == []
+
+
+def test_a_factor_beyond_the_model_runs_its_family_chain_and_lands_exactly() -> None:
+    """7.5x with the default model: its x4 sibling, then itself (8x), then one Lanczos resize to 7.5x: the same
+    pixels as running those passes by hand."""
+    from upscale.picture import resize_lanczos
+    from upscale.pixels import uint16_to_uint8
+    from upscale.tiling import upscale_arrays
+
+    model = load_model("repsr-x2", "cpu")
+    assert model.scales == [2, 4]
+    picture = Picture(photo(12, 16))
+    out = upscale_picture(model, picture, UpscaleOptions(factor=7.5, tile=0))
+    assert out.pixels.shape == (90, 120, 3)
+    x4 = model.at_scale(4)
+    assert x4.path.stem == "repsr-x4" and model.at_scale(4) is x4  # loaded once
+    by_hand = [picture.pixels]
+    for runner in (x4, model):
+        by_hand = upscale_arrays(runner, by_hand, runner.scale, runner.info.tile_overlap, 0, None, [np.uint16], None,
+                                 runner.info.fixed_window, runner.info.multiple_of)
+    assert np.array_equal(out.pixels, uint16_to_uint8(resize_lanczos(by_hand[0], 120, 90)))

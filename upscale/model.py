@@ -29,7 +29,7 @@ from .device import (
     open_session,
 )
 from .errors import ModelError, ModelRunError
-from .registry import resolve_model_path
+from .registry import resolve_model_path, siblings
 from .untrusted import check_onnx_external_data
 
 _PROBE_SIZE = (17, 23)  # odd and unequal, so a wrong guess of the scale cannot pass by accident
@@ -72,6 +72,9 @@ class UpscaleModel:
         self.lanes = lanes or []
         self.blend = ""  # for --strength: which two models, at which strength
         self.note = ""  # where the device needs a word: a float32 file for a float16 one, a share on the CPU
+        self.siblings: dict[int, Path] = {}  # the family's models at other scales (`registry.siblings`)
+        self.threads: int | None = None
+        self._loaded_siblings: dict[int, UpscaleModel] = {}
         self._lane_pool = ThreadPoolExecutor(len(self.lanes), "upscale-lane") if len(self.lanes) > 1 else None
         inp = session.get_inputs()[0]
         self.input_name = inp.name
@@ -80,6 +83,19 @@ class UpscaleModel:
     @property
     def scale(self) -> int:
         return self.info.scale
+
+    @property
+    def scales(self) -> list[int]:
+        """The scales a chain of passes may use: this model's, and its family's (`picture.chain_for`)."""
+        return sorted({self.scale, *self.siblings})
+
+    def at_scale(self, scale: int) -> UpscaleModel:
+        """This model, or its family's model of ``scale``, loaded on the same device the first time it is needed."""
+        if scale == self.scale:
+            return self
+        if scale not in self._loaded_siblings:
+            self._loaded_siblings[scale] = load_model(self.siblings[scale], str(self.device), self.threads)
+        return self._loaded_siblings[scale]
 
     @property
     def parallelism(self) -> int:
@@ -181,6 +197,8 @@ def load_model(model: str | os.PathLike[str] = "default", device: str = "auto",
             continue
         loaded.blend = blend
         loaded.note = "; ".join(n for n in (loaded.note, passed_over and f"not on a GPU: {passed_over}") if n)
+        loaded.threads = threads
+        loaded.siblings = {} if blend else siblings(loaded.path)  # a blend has no family at other scales
         return loaded
     raise DeviceError(f"no device could run {path.name}")  # unreachable: the CPU ends every list
 

@@ -7,8 +7,9 @@ This is the library's main entry for in-memory work: `upscale_picture` for a `Pi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from itertools import combinations_with_replacement
 
 import numpy as np
 from PIL import Image
@@ -49,13 +50,24 @@ class UpscaleOptions:
         return target_for(size[0], size[1], self.factor_for(model_scale), self.size)
 
 
-def passes_needed(model_scale: int, factor: float) -> int:
-    """How many model passes reach ``factor`` (at least one; more while the model's scale falls short)."""
+def chain_for(scales: Iterable[int], factor: float) -> tuple[int, ...]:
+    """The model passes that reach ``factor`` from the available model ``scales``: the least overshoot first (the
+    final resize then shrinks the least, and the passes do the least work), then the fewest passes, larger scales
+    first. With x2 and x4: 3x is one x4 pass (not x2 twice), 7.5x is x4 then x2 (not x4 twice), 16x is x4 twice."""
     if factor <= 0:
         raise ValueError(f"scale factor must be positive, got {factor}")
-    if model_scale <= 1:
-        return 1
-    return max(1, math.ceil(math.log(factor) / math.log(model_scale) - 1e-9))
+    usable = sorted({s for s in scales if s > 1}, reverse=True)
+    if not usable:
+        return (1,)
+    longest = max(1, math.ceil(math.log(factor) / math.log(usable[-1]) - 1e-9))
+    best: tuple[tuple[float, int], tuple[int, ...]] | None = None
+    for length in range(1, longest + 1):
+        for chain in combinations_with_replacement(usable, length):  # each in decreasing order: larger first
+            reach = math.prod(chain)
+            if reach >= factor - 1e-9 and (best is None or (reach, length) < best[0]):
+                best = (reach, length), chain
+    assert best is not None  # the longest chain of the smallest scale always reaches
+    return best[1]
 
 
 def resize_lanczos(planes: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -117,22 +129,25 @@ def upscale_pictures(model: UpscaleModel, pictures: list[Picture], options: Upsc
 
 def _upscale_group(model: UpscaleModel, pictures: list[Picture], targets: list[Target], options: UpscaleOptions,
                    on_pixels: Callable[[int], None] | None) -> list[Picture]:
-    """Pictures of one factor: the model passes it needs (none when it makes nothing larger), then `_finish`."""
+    """Pictures of one factor: the model passes `chain_for` plans (none when it makes nothing larger), then
+    `_finish`."""
     factor = targets[0].factor
     if not targets[0].runs_model:
         return [_finish(p, p.pixels, t, False, f"downscale only: {p.size[0]}x{p.size[1]} to {t.size[0]}x{t.size[1]} "
                         "by one Lanczos resize; the model was not run") for p, t in zip(pictures, targets, strict=True)]
-    passes = passes_needed(model.scale, factor)
-    reach = model.scale ** passes
+    chain = chain_for(model.scales, factor)
+    reach = math.prod(chain)
     exact = [factor == reach and t.crop is None and t.resize == (p.size[0] * reach, p.size[1] * reach)
              for p, t in zip(pictures, targets, strict=True)]
     colours = [np.repeat(p.pixels, 3, axis=2) if p.pixels.shape[2] == 1 else p.pixels for p in pictures]
-    for i in range(passes):
+    for i, scale in enumerate(chain):
+        runner = model.at_scale(scale)  # the model, or its sibling of this scale (`chain_for`)
         # Between passes and before a final resize, keep 16 bits so no precision is lost on the way.
-        dtypes = [p.pixels.dtype if e and i == passes - 1 else np.uint16 for p, e in zip(pictures, exact, strict=True)]
-        colours = upscale_arrays(model, colours, model.scale, model.info.tile_overlap, _tile_option(model, options),
+        dtypes = [p.pixels.dtype if e and i == len(chain) - 1 else np.uint16
+                  for p, e in zip(pictures, exact, strict=True)]
+        colours = upscale_arrays(runner, colours, scale, runner.info.tile_overlap, _tile_option(runner, options),
                                  options.batch_size, dtypes, on_pixels if i == 0 else None,
-                                 model.info.fixed_window, model.info.multiple_of)
+                                 runner.info.fixed_window, runner.info.multiple_of)
     return [_finish(p, colour, t, e) for p, colour, t, e in zip(pictures, colours, targets, exact, strict=True)]
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from .catalogue import DEFAULT_MODEL
 from .convert import PYTORCH_SUFFIXES, converted
 from .errors import UsageError
 
-__all__ = ["DEFAULT_MODEL", "MODELS_DIR", "bundled_models", "resolve_model_path"]
+__all__ = ["DEFAULT_MODEL", "MODELS_DIR", "bundled_models", "resolve_model_path", "siblings"]
 
 MODELS_DIR = Path(__file__).with_name("models")
 
@@ -35,3 +36,15 @@ def resolve_model_path(model: str | os.PathLike[str]) -> Path:
         return path
     known = ", ".join(bundled) or "none"
     raise UsageError(f"{name}: no such model file, and not a bundled model (bundled: {known})")
+
+
+def siblings(path: Path) -> dict[int, Path]:
+    """The bundled models of ``path``'s family at other scales (``repsr-x2`` -> {4: repsr-x4}): a chain of
+    passes may use them (`picture.chain_for`). Empty for files of one's own."""
+    found = re.fullmatch(r"(.*)-x(\d+)(.*)", path.stem)
+    bundled = bundled_models()
+    if found is None or bundled.get(path.stem) != path:
+        return {}
+    head, own, tail = found.group(1), int(found.group(2)), found.group(3)
+    return {scale: bundled[f"{head}-x{scale}{tail}"] for scale in (2, 3, 4, 8)
+            if scale != own and f"{head}-x{scale}{tail}" in bundled}
