@@ -2,8 +2,8 @@
 ``--long-side``) worked out per picture from its own size.
 
 The model (and its family at other scales) then runs the passes the factor needs (`picture.chain_for`) and one
-Lanczos resize lands on the exact size; ``cover`` crops the centre after that resize, ``stretch`` resizes each axis on its own.
-A request that makes the picture smaller (or keeps its size) runs no model at all: one resize, said in the
+Lanczos resize lands on the exact size; ``cover`` crops the centre after that resize, ``stretch`` resizes each
+axis on its own. A request that makes the picture smaller (or keeps its size) runs no model at all: one resize, said in the
 report. The same `Target` drives the memory prediction, the names' re-run checks and the work itself.
 """
 
