@@ -3,8 +3,8 @@
 
 The model (and its family at other scales) then runs the passes the factor needs (`picture.chain_for`) and one
 Lanczos resize lands on the exact size; ``cover`` crops the centre after that resize, ``stretch`` resizes each
-axis on its own. A request that makes the picture smaller (or keeps its size) runs no model at all: one resize, said in the
-report. The same `Target` drives the memory prediction, the names' re-run checks and the work itself.
+axis on its own. A request that makes the picture smaller (or keeps its size) runs no model at all: one resize,
+said in the report. The same `Target` drives the memory prediction, the names' re-run checks and the work itself.
 """
 
 from __future__ import annotations
