@@ -9,13 +9,14 @@ simply be repeated. Failures are gathered by cause, so a machine without a netwo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .files import sha256_of
 
 MANIFEST = Path(__file__).with_name("datasets.json")
 
@@ -38,14 +39,6 @@ class Outcome:
 
 def load_manifest(path: Path | None = None) -> dict[str, dict]:
     return json.loads((path or MANIFEST).read_text())
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fetch(url: str, target: Path, sha256: str) -> bool:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from .catalogue import DEFAULT_MODEL
+from .community import BY_NAME, CommunityModel, cached, is_fetched
 from .convert import PYTORCH_SUFFIXES, converted
 from .errors import UsageError
 
@@ -29,6 +30,8 @@ def resolve_model_path(model: str | os.PathLike[str]) -> Path:
         name = DEFAULT_MODEL
     if name in bundled:
         return bundled[name]
+    if name in BY_NAME:
+        return _community_model(BY_NAME[name])
     path = Path(name).expanduser()
     if path.is_file() and path.suffix.lower() in PYTORCH_SUFFIXES:
         return converted(path)
@@ -36,6 +39,13 @@ def resolve_model_path(model: str | os.PathLike[str]) -> Path:
         return path
     known = ", ".join(bundled) or "none"
     raise UsageError(f"{name}: no such model file, and not a bundled model (bundled: {known})")
+
+
+def _community_model(model: CommunityModel) -> Path:
+    """A community model by name: its converted ONNX file, once fetched (`community`)."""
+    if not is_fetched(model):
+        raise UsageError(f"{model.name} is a community model not fetched yet: upscale models get {model.name}")
+    return converted(cached(model))
 
 
 def siblings(path: Path) -> dict[int, Path]:

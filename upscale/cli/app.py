@@ -18,7 +18,7 @@ app = typer.Typer(
 app.command("dir", epilog=dir_cmd.EXAMPLES)(dir_cmd.dir_command)
 app.command("image")(image_cmd.image_command)
 app.command("info")(info_cmd.info_command)
-app.command("models")(info_cmd.models_command)
+app.add_typer(info_cmd.models_app, name="models")
 app.command("eval")(eval_cmd.eval_command)
 app.command("devices")(devices_cmd.devices_command)
 app.add_typer(data_cmd.data_app, name="data")

@@ -9,8 +9,10 @@ from rich.table import Table
 from rich.text import Text
 
 from ..catalogue import roles
+from ..community import BY_NAME, COMMUNITY, cached, fetch, is_fetched
+from ..errors import UsageError
 from ..registry import bundled_models
-from ..terminal import error_boundary, out
+from ..terminal import error, error_boundary, note, out
 from .common import DeviceOption, open_model
 
 
@@ -42,8 +44,14 @@ def info_command(
         out.print(table)
 
 
-def models_command() -> None:
-    """List the models bundled with the package."""
+models_app = typer.Typer(help="The bundled models, and the community's fetched by name.")
+
+
+@models_app.callback(invoke_without_command=True)
+def models_command(ctx: typer.Context) -> None:
+    """List the models bundled with the package, and the community models `upscale models get` fetches."""
+    if ctx.invoked_subcommand is not None:
+        return
     with error_boundary():
         table = Table("name", "scale", "architecture", "description")
         for name, path in bundled_models().items():
@@ -51,3 +59,37 @@ def models_command() -> None:
             label = f"{name} ({', '.join(roles(name))})" if roles(name) else name
             table.add_row(label, str(info.scale), Text(info.architecture), Text(info.description))
         out.print(table)
+        community = Table("community model", "scale", "licence", "use it for", "fetched")
+        for model in COMMUNITY:
+            community.add_row(model.name, str(model.scale), model.licence, model.use_for,
+                              "yes" if is_fetched(model) else "no")
+        out.print(community)
+        out.print("Fetch one with: upscale models get NAME; then --model NAME")
+
+
+@models_app.command("get")
+def get_command(
+    names: Annotated[list[str], typer.Argument(help="Community models to fetch (see upscale models).")],
+    mirror: Annotated[str | None, typer.Option("--mirror", help="Fetch MIRROR/<file> instead of the release "
+                                                                "(a copy, an offline cache).")] = None,
+) -> None:
+    """Fetch community models into the cache, each checked against its release's sha256."""
+    with error_boundary():
+        unknown = [n for n in names if n not in BY_NAME]
+        if unknown:
+            raise UsageError(f"unknown community model {', '.join(unknown)} (known: {', '.join(BY_NAME)})")
+        failed = False
+        for name in names:
+            model = BY_NAME[name]
+            if is_fetched(model):
+                note(f"{name}: already fetched ({cached(model)})")
+                continue
+            try:
+                path = fetch(model, mirror)
+            except (OSError, ValueError) as exc:
+                error(f"{name}: not fetched: {getattr(exc, 'reason', None) or exc}")
+                failed = True
+                continue
+            note(f"{name}: fetched to {path} ({model.licence}); use it with --model {name}")
+    if failed:
+        raise typer.Exit(1)
