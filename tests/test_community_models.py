@@ -6,7 +6,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import os
 import re
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -77,3 +80,12 @@ def test_the_catalogue_names_official_releases_with_their_hashes_and_licences() 
         assert model.licence == "BSD-3-Clause" and model.scale in (2, 4) and model.use_for
     listing = CliRunner().invoke(app, ["models"], env={"COLUMNS": "200"})
     assert listing.exit_code == 0 and "realesrgan-x4plus" in listing.output and "upscale models get" in listing.output
+
+
+def test_upscale_models_fits_80_columns_a_line_or_two_per_model() -> None:
+    listing = subprocess.run([sys.executable, "-m", "upscale", "models"], capture_output=True, text=True,
+                             env={**os.environ, "COLUMNS": "80"})  # its own process: the console's width is 80
+    lines = listing.stdout.splitlines()
+    assert listing.returncode == 0 and all(len(line) <= 80 for line in lines)
+    rows = [line for line in lines if line.startswith("│ ") and not line.startswith("│  ")]
+    assert len(rows) == 10 + len(community.COMMUNITY) and len(lines) <= 40, listing.stdout

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ..catalogue import roles
+from ..catalogue import entry, roles
 from ..community import BY_NAME, COMMUNITY, cached, fetch, is_fetched
 from ..errors import UsageError
 from ..registry import bundled_models
@@ -53,18 +53,19 @@ def models_command(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     with error_boundary():
-        table = Table("name", "scale", "architecture", "description")
-        for name, path in bundled_models().items():
-            info = open_model(str(path), "cpu", None, quiet=True).info
+        table = Table("bundled model", "x", "use it for")
+        for name in bundled_models():
+            known = entry(name)
             label = f"{name} ({', '.join(roles(name))})" if roles(name) else name
-            table.add_row(label, str(info.scale), Text(info.architecture), Text(info.description))
+            table.add_row(label, str(known.scale) if known else "?", Text(known.purpose if known else ""))
         out.print(table)
-        community = Table("community model", "scale", "licence", "use it for", "fetched")
+        community = Table("community model", "x", "use it for", "fetched")
         for model in COMMUNITY:
-            community.add_row(model.name, str(model.scale), model.licence, model.use_for,
+            community.add_row(model.name, str(model.scale), f"{model.use_for} ({model.licence})",
                               "yes" if is_fetched(model) else "no")
         out.print(community)
-        out.print("Fetch one with: upscale models get NAME; then --model NAME")
+        out.print("More on one: upscale info NAME. Fetch a community model: upscale models get NAME, then --model "
+                  "NAME.")
 
 
 @models_app.command("get")
