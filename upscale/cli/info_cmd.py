@@ -64,8 +64,7 @@ def models_command(ctx: typer.Context) -> None:
             community.add_row(model.name, str(model.scale), f"{model.use_for} ({model.licence})",
                               "yes" if is_fetched(model) else "no")
         out.print(community)
-        out.print("More on one: upscale info NAME. Fetch a community model: upscale models get NAME, then --model "
-                  "NAME.")
+        out.print("More on one: upscale info NAME. A community one: upscale models get NAME.")
 
 
 @models_app.command("get")
