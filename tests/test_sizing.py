@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -110,3 +111,49 @@ def test_the_cli_refuses_impossible_combinations_in_one_line(tmp_path: Path, tin
         result = CliRunner().invoke(app, ["image", str(source), str(tmp_path / "o.png"), "-m", str(tiny_model),
                                           *extra])
         assert result.exit_code == 2 and why in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("size", "request_", "expected"), [
+    ((33, 97), {"width": 300}, (300, 882)),  # 97 * 300 / 33 = 881.8: rounded, not cut
+    ((97, 33), {"height": 300}, (882, 300)),
+    ((33, 97), {"long_side": 882}, (300, 882)),  # 33 * 882 / 97 = 300.06
+    ((35, 97), {"long_side": 300}, (108, 300)),  # 35 * 300 / 97 = 108.2
+])
+def test_the_other_side_is_rounded(size: tuple[int, int], request_: dict, expected: tuple[int, int]) -> None:
+    assert target_for(*size, 2.0, SizeRequest(**request_)).size == expected
+
+
+def test_the_pictures_own_size_runs_no_model_and_leaves_the_pixels(tiny_model_x2, monkeypatch) -> None:
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model ran for a picture already at its size")
+
+    monkeypatch.setattr(picture_module, "upscale_arrays", no_model)
+    picture = Picture(photo(40, 60))
+    out = upscale_picture(tiny_model_x2, picture, UpscaleOptions(size=SizeRequest(width=60, height=40)))
+    assert np.array_equal(out.pixels, picture.pixels) and "the requested size is the picture's own" in out.warnings[-1]
+
+
+def test_stretch_runs_the_model_to_the_larger_axis_factor(tiny_model_x2, monkeypatch) -> None:
+    """120x20 from 40x40: x3 wide, half as tall. The model runs (x2 twice reaches 3) and the resize shrinks the
+    height; the smaller factor would run no model and blur the width by a plain resize."""
+    factors = []
+    real = picture_module.upscale_arrays
+    monkeypatch.setattr(picture_module, "upscale_arrays", lambda model, arrays, scale, *rest: factors.append(scale)
+                        or real(model, arrays, scale, *rest))
+    target = target_for(40, 40, 2.0, SizeRequest(120, 20, fit=Fit.STRETCH))
+    assert target.factor == 3 and target.resize == (120, 20)
+    options = UpscaleOptions(size=SizeRequest(120, 20, fit=Fit.STRETCH))
+    out = upscale_picture(tiny_model_x2, Picture(photo(40, 40)), options)
+    assert out.size == (120, 20) and factors == [2, 2]
+
+
+def test_a_rerun_with_cover_skips_the_cropped_outputs(tmp_path: Path, tiny_model: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(photo(40, 60)).save(folder / "a.png")
+    args = ["dir", str(folder), str(tmp_path / "out"), "-m", str(tiny_model), "--width", "100", "--height", "100",
+            "--fit", "cover"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert Image.open(tmp_path / "out" / "a.png").size == (100, 100)
+    again = CliRunner().invoke(app, args)
+    assert "1 skipped" in again.output and "redone" not in again.output

@@ -133,8 +133,8 @@ def _upscale_group(model: UpscaleModel, pictures: list[Picture], targets: list[T
     `_finish`."""
     factor = targets[0].factor
     if not targets[0].runs_model:
-        return [_finish(p, p.pixels, t, False, f"downscale only: {p.size[0]}x{p.size[1]} to {t.size[0]}x{t.size[1]} "
-                        "by one Lanczos resize; the model was not run") for p, t in zip(pictures, targets, strict=True)]
+        return [_finish(p, p.pixels, t, t.resize == p.size, _not_run(p, t))
+                for p, t in zip(pictures, targets, strict=True)]
     chain = chain_for(model.scales, factor)
     reach = math.prod(chain)
     exact = [factor == reach and t.crop is None and t.resize == (p.size[0] * reach, p.size[1] * reach)
@@ -149,6 +149,14 @@ def _upscale_group(model: UpscaleModel, pictures: list[Picture], targets: list[T
                                  options.batch_size, dtypes, on_pixels if i == 0 else None,
                                  runner.info.fixed_window, runner.info.multiple_of)
     return [_finish(p, colour, t, e) for p, colour, t, e in zip(pictures, colours, targets, exact, strict=True)]
+
+
+def _not_run(picture: Picture, target: Target) -> str:
+    """Why the model did not run for a target no larger than the picture."""
+    if target.resize == picture.size:
+        return "the requested size is the picture's own: the model was not run, the pixels are unchanged"
+    return (f"downscale only: {picture.size[0]}x{picture.size[1]} to {target.size[0]}x{target.size[1]} by one "
+            "Lanczos resize; the model was not run")
 
 
 def _finish(picture: Picture, colour: np.ndarray, target: Target, exact: bool, note: str | None = None) -> Picture:
