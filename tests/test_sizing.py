@@ -117,7 +117,7 @@ def test_the_cli_refuses_impossible_combinations_in_one_line(tmp_path: Path, tin
     ((33, 97), {"width": 300}, (300, 882)),  # 97 * 300 / 33 = 881.8: rounded, not cut
     ((97, 33), {"height": 300}, (882, 300)),
     ((33, 97), {"long_side": 882}, (300, 882)),  # 33 * 882 / 97 = 300.06
-    ((35, 97), {"long_side": 300}, (108, 300)),  # 35 * 300 / 97 = 108.2
+    ((38, 97), {"long_side": 300}, (118, 300)),  # 38 * 300 / 97 = 117.53
 ])
 def test_the_other_side_is_rounded(size: tuple[int, int], request_: dict, expected: tuple[int, int]) -> None:
     assert target_for(*size, 2.0, SizeRequest(**request_)).size == expected
