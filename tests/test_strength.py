@@ -87,3 +87,43 @@ def test_a_folder_run_names_the_blend_in_its_report(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "repsr-x2 + photo-x2 at strength 0.3" in result.output
     assert json.loads(report.read_text())["context"]["model"] == "repsr-x2 + photo-x2 at strength 0.3"
+
+
+def test_graphs_that_differ_in_structure_are_refused_even_with_the_same_weights() -> None:
+    """The photo model with one activation changed: every initialiser name, shape and type still agrees."""
+    clean = resolve_model_path("repsr-x2").read_bytes()
+    changed = onnx.load_from_string(resolve_model_path("photo-x2").read_bytes())
+    relu = next(n for n in changed.graph.node if n.op_type == "Relu")
+    relu.op_type = "Sigmoid"
+    with pytest.raises(ModelError, match="not one graph"):
+        blend(clean, changed.SerializeToString(), 0.5)
+
+
+def test_strength_zero_is_a_blend_named_as_such_and_the_clean_model_exactly(tmp_path: Path) -> None:
+    """A JPEG that auto would send to the photo model: --strength 0 must still run the blend (the clean model's
+    weights exactly), and the report must name it."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(photo(32, 40)).save(folder / "a.jpg", quality=30)
+    report = tmp_path / "r.json"
+    result = CliRunner().invoke(app, ["dir", str(folder), str(tmp_path / "blend"), "--strength", "0", "--report",
+                                      str(report)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(report.read_text())["context"]["model"] == "repsr-x2 + photo-x2 at strength 0"
+    clean = CliRunner().invoke(app, ["dir", str(folder), str(tmp_path / "clean"), "-m", "repsr-x2"])
+    assert clean.exit_code == 0
+    assert (tmp_path / "blend" / "a.jpg").read_bytes() == (tmp_path / "clean" / "a.jpg").read_bytes()
+    assert blend(resolve_model_path("repsr-x2").read_bytes(), resolve_model_path("photo-x2").read_bytes(), 0) == \
+        resolve_model_path("repsr-x2").read_bytes()
+
+
+@pytest.mark.parametrize("scale", ["3", "4"])
+def test_strength_at_3x_or_4x_blends_the_x4_pair(tmp_path: Path, scale: str) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(photo(12, 16)).save(folder / "a.png")
+    report = tmp_path / "r.json"
+    result = CliRunner().invoke(app, ["dir", str(folder), str(tmp_path / "out"), "--strength", "0.5", "--scale",
+                                      scale, "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(report.read_text())["context"]["model"] == "repsr-x4 + photo-x4 at strength 0.5"
