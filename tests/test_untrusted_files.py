@@ -284,3 +284,31 @@ def test_metadata_numbers_out_of_bounds_are_one_line(tmp_path: Path, key: str, v
     onnx.save(model, path)
     result = invoke(app, "info", path)
     assert result.exit_code == 1 and "bad upscale metadata" in result.output and "Traceback" not in result.output
+
+
+def test_a_tensor_one_byte_past_the_data_is_refused_by_us_not_the_library(tmp_path: Path) -> None:
+    path = safetensors_file(tmp_path / "edge.safetensors",
+                            {"w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [1, 17]}}, bytes(16))
+    with pytest.raises(UnsafeFileError, match="refused"):
+        check_safetensors(path)
+    result = invoke(export_app, tmp_path / "m.onnx", "--checkpoint", path)
+    assert result.exit_code == 2 and result.output.strip().count("\n") == 0 and path.name in result.output
+
+
+def test_missing_external_weights_are_refused_naming_them(tmp_path: Path) -> None:
+    path = external_model(tmp_path / "m")
+    (tmp_path / "m" / "weights.bin").unlink()
+    result = invoke(app, "info", path)
+    assert result.exit_code == 2 and "weights.bin" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("sneaky", ["\u202e", "\u200b", "\u2028", "\u2029", "\u2066"])
+def test_metadata_text_loses_bidi_overrides_zero_widths_and_separators(tmp_path: Path, sneaky: str) -> None:
+    model = build_conv_model(2)
+    for prop in model.metadata_props:
+        if prop.key == "upscale.description":
+            prop.value = f"safe{sneaky}txt.exe"
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    result = invoke(app, "info", path)
+    assert result.exit_code == 0 and sneaky not in result.output and "safe txt.exe" in result.output
