@@ -370,3 +370,28 @@ def test_a_gpu_device_on_a_cluster_without_gpus_is_one_line(tmp_path: Path, tiny
                        RayOptions())
     with pytest.raises(UsageError, match="has no GPU resource"):
         engine.run(jobs, lambda job, result: None)
+
+
+class _AlwaysLost(_FakeRay):
+    """A cluster where every worker that takes file ``lost`` dies, however often it is retried."""
+
+    def __init__(self, lost: int) -> None:
+        super().__init__()
+        self.always, self.attempts = lost, 0
+
+    def get(self, ref):
+        fn, args = self.calls[ref]
+        if Path(args[1][0].input).name == f"{self.always:02d}.png":
+            self.attempts += 1
+            raise self.exceptions.WorkerCrashedError()
+        return fn(*args)
+
+
+def test_a_file_whose_workers_keep_dying_runs_three_times_and_says_so(tmp_path: Path, tiny_model: Path,
+                                                                     monkeypatch) -> None:
+    src = make_folder(tmp_path / "in", 3)
+    jobs, _ = plan_directory(src, tmp_path / "out", OutputOptions(format="png"))
+    seen, fake = [], _AlwaysLost(lost=1)
+    _engine_with(fake, tiny_model, monkeypatch).run(jobs, lambda job, result: seen.append(result))
+    assert fake.attempts == 3 and [r.status for r in seen] == ["ok", "failed", "ok"]
+    assert "lost 3 times" in seen[1].error and "run 3 times" in seen[1].warnings[-1]
