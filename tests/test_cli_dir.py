@@ -245,8 +245,10 @@ def test_a_second_ctrl_c_stops_at_once_and_cleanly(tmp_path: Path) -> None:
     start = time.time()
     _, stderr = proc.communicate(timeout=60)
     text = stderr.decode(errors="replace")
-    assert proc.returncode == 130, text
-    assert time.time() - start < 10 and "stopped at once" in text
+    # 130 from our handler; -SIGINT where the second one landed as the interpreter was already finishing (its own
+    # handler restored): a shell reports both as 130
+    assert proc.returncode in (130, -signal.SIGINT), text
+    assert time.time() - start < 10 and ("stopped at once" in text or "interrupted:" in text)
     assert "Traceback" not in text and "Exception ignored" not in text
     for path in out.glob("*.png"):
         with Image.open(path) as im:
