@@ -3,6 +3,9 @@ kept deep, and a missing plugin as one line naming the extra."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +110,31 @@ def test_without_the_plugin_one_line_names_the_extra(tmp_path: Path, monkeypatch
 
 def test_avif_and_heic_are_not_ignored_extensions() -> None:
     assert {".avif", ".heic", ".heif", ".jxl"} <= images.image_extensions()
+
+
+HIDE_PLUGINS = """
+import sys
+for name in ("pillow_heif", "pillow_jxl"):
+    sys.modules[name] = None  # import fails: as on a machine without the extra
+from upscale.cli.app import main
+sys.argv = ["upscale", *sys.argv[1:]]
+main()
+"""
+
+
+def test_without_the_plugins_heic_and_jxl_files_fail_naming_the_extra(tmp_path: Path) -> None:
+    """In a process where the plugins really cannot be imported (CI installs them: they are hidden here), an
+    upper-case IMG_0001.HEIC and a .jxl are failed rows naming the install command, never ignored with exit 0."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    (folder / "pic.jxl").write_bytes(b"\xff\x0a" + bytes(64))
+    Image.fromarray(photo(20, 20)).save(folder / "b.png")
+    report = tmp_path / "r.json"
+    done = subprocess.run([sys.executable, "-c", HIDE_PLUGINS, "dir", str(folder), str(tmp_path / "out"), "-m",
+                           "bicubic-x2", "--report", str(report)], capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    rows = {Path(r["input"]).name: r for r in json.loads(report.read_text())["files"]}
+    assert rows["IMG_0001.HEIC"]["status"] == "failed" and "upscale[heif]" in rows["IMG_0001.HEIC"]["error"]
+    assert rows["pic.jxl"]["status"] == "failed" and "upscale[jxl]" in rows["pic.jxl"]["error"]
+    assert rows["b.png"]["status"] == "ok"
