@@ -166,3 +166,27 @@ def test_eval_scores_each_degradation_in_one_table(tmp_path: Path) -> None:
     assert again.exit_code == 0
     bad = CliRunner().invoke(app, [*args, "--degrade", "jpeg:500"])
     assert bad.exit_code == 2 and "bad degradation" in bad.output and "Traceback" not in bad.output
+
+
+def test_eval_noise_is_scored_on_8_bit_pixels_as_a_saved_file_would_hold() -> None:
+    """noise:S gives uint8 pixels, rounded and clipped; chained with a blur, the blur sees the rounded noisy
+    picture, as it would after the noisy picture was saved."""
+    from upscale.degrade import apply_spec, blur, parse_spec
+
+    lr = photo(20, 24)
+    rng = np.random.default_rng(7)
+    noisy = np.clip(np.rint(gaussian_noise(lr.astype(np.float32), 12.0, rng)), 0, 255)
+    out = apply_spec(lr, parse_spec("noise:12"), 7)
+    assert out.dtype == np.uint8 and np.array_equal(out, noisy.astype(np.uint8))
+    chained = apply_spec(lr, parse_spec("noise:12+blur:1"), 7)
+    assert np.array_equal(chained, np.clip(np.rint(blur(noisy.astype(np.float32), 1.0)), 0, 255).astype(np.uint8))
+
+
+def test_autos_blockiness_threshold_is_the_documented_one() -> None:
+    """docs/models.md and the rule's docstring say 1.3: a retune must change all three together."""
+    from upscale.auto import decide
+    from upscale.evidence import Evidence
+
+    assert decide(Evidence(None, noise=0.5, blockiness=1.30))[0] is True
+    assert decide(Evidence(None, noise=0.5, blockiness=1.29))[0] is False
+    assert "blockiness of 1.3 or more" in (Path(__file__).parents[1] / "docs" / "models.md").read_text()
