@@ -56,3 +56,34 @@ def test_cuda_libraries_are_preloaded_once(monkeypatch) -> None:
     monkeypatch.setattr(ort, "preload_dlls", missing, raising=False)
     assert "libcudnn" in preload_cuda_libraries()
     preload_cuda_libraries.cache_clear()
+
+
+def test_at_most_decoders_plus_one_pictures_are_decoded_ahead(tmp_path: Path, tiny_model: Path,
+                                                                monkeypatch) -> None:
+    """On a long folder of pictures above the small-picture size, and with memory to spare, decoding runs at most
+    ``decoders + 1`` pictures ahead of the upscale (the pipeline's docstring), not as far as memory allows."""
+    from upscale import pipeline
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(14):
+        Image.fromarray(photo(260, 260, seed=i)).save(folder / f"{i:02d}.png", compress_level=0)
+    started, upscaling, worst = [0], [0], [0]
+    real_decode, real_upscale = pipeline._decode, pipeline.upscale_jobs
+
+    def counting_decode(*args):
+        started[0] += 1
+        worst[0] = max(worst[0], started[0] - upscaling[0])
+        return real_decode(*args)
+
+    def counting_upscale(model, pictures, *rest):
+        upscaling[0] += len(pictures)
+        return real_upscale(model, pictures, *rest)
+
+    monkeypatch.setattr(pipeline, "_decode", counting_decode)
+    monkeypatch.setattr(pipeline, "upscale_jobs", counting_upscale)
+    jobs, _ = plan_directory(folder, tmp_path / "out", OutputOptions(format="png"))
+    workers = IOWorkers(2, 2)
+    run_pipelined(load_model(tiny_model, "cpu"), jobs, UpscaleOptions(), OutputOptions(format="png"),
+                  lambda job, result: None, workers=workers)
+    assert started[0] == 14 and 1 < worst[0] <= workers.decoders + 1
