@@ -130,61 +130,121 @@ def run_pipelined(
     published together), and the images in flight together stay within the memory this process may use
     (`upscale.memory`, measured when the run starts): a file predicted not to fit alone is refused before it
     is decoded, and the next file waits until enough of the others are written."""
-    if workers is None:
-        workers = IOWorkers.for_device(model.device.kind)
     return_large_blocks_to_the_system()
-    room = budget(output.max_memory)
-    needs: dict[int, int] = {}  # id(job) -> predicted bytes, for the jobs in flight
-    disk_full: list[str] = []  # the output whose write found no space left, once one has
-    decode_ahead, write_behind = workers.decoders + 1, workers.encoders
-    decoder = ThreadPoolExecutor(max_workers=workers.decoders, thread_name_prefix="upscale-decode")
-    writer = ThreadPoolExecutor(max_workers=write_behind, thread_name_prefix="upscale-write")
-    decoding: deque[tuple[Job, Future]] = deque()
-    # (job, result, the write's future or None when the file already failed, decode + upscale seconds)
-    writing: deque[tuple[Job, FileResult, Future | None, tuple[float, float]]] = deque()
-    next_job = 0
+    _Pipeline(model, jobs, options, output, on_result, on_start, on_pixels,
+              workers or IOWorkers.for_device(model.device.kind)).run()
 
-    def fill_decoder() -> None:
-        nonlocal next_job
-        while next_job < len(jobs) and len(decoding) < (GROUP if _small(jobs[next_job]) else decode_ahead):
-            job = jobs[next_job]
-            factor = factor_of(job, options, model.scale)
+
+class _Pipeline:
+    """One folder's run through the three stages: the queues between them and the rules that move files on."""
+
+    def __init__(self, model: UpscaleModel | AutoModel, jobs: list[Job], options: UpscaleOptions,
+                 output: OutputOptions, on_result: Callable[[Job, FileResult], None],
+                 on_start: Callable[[Job], None] | None, on_pixels: Callable[[int], None] | None,
+                 workers: IOWorkers) -> None:
+        self.model, self.jobs, self.options, self.output = model, jobs, options, output
+        self.on_result, self.on_start, self.on_pixels = on_result, on_start, on_pixels
+        self.room = budget(output.max_memory)
+        self.needs: dict[int, int] = {}  # id(job) -> predicted bytes, for the jobs in flight
+        self.disk_full: list[str] = []  # the output whose write found no space left, once one has
+        self.decode_ahead, self.write_behind = workers.decoders + 1, workers.encoders
+        self.decoder = ThreadPoolExecutor(max_workers=workers.decoders, thread_name_prefix="upscale-decode")
+        self.writer = ThreadPoolExecutor(max_workers=workers.encoders, thread_name_prefix="upscale-write")
+        self.decoding: deque[tuple[Job, Future]] = deque()
+        # (job, result, the write's future or None when the file already failed, decode + upscale seconds)
+        self.writing: deque[tuple[Job, FileResult, Future | None, tuple[float, float]]] = deque()
+        self.next_job = 0
+        self.full = threading.Event()  # set by the write that found no space, before any other write starts
+        self.full_at: list[str] = []
+
+    def run(self) -> None:
+        try:
+            self._run_all()
+        except KeyboardInterrupt:
+            self._stop()
+            raise
+        finally:
+            self.decoder.shutdown(wait=False, cancel_futures=True)
+            self.writer.shutdown(wait=True)
+
+    def _run_all(self) -> None:
+        self.fill_decoder()
+        while self.decoding and not self.disk_full:
+            group = [self.decoding.popleft()]
+            while _small(group[0][0]) and self.decoding and len(group) < GROUP and _small(self.decoding[0][0]):
+                group.append(self.decoding.popleft())  # small pictures: decoded ahead, upscaled several to a batch
+            self.fill_decoder()
+            self.upscale_group(group)
+            self.drain_writes(GROUP if _small(group[0][0]) else self.write_behind)  # a small group's writes go on
+            while self.writing and self.next_job < len(self.jobs) and not self.decoding:  # memory holds the next
+                self.drain_writes(len(self.writing) - 1)
+                self.fill_decoder()
+        self.drain_writes(0)
+        if self.disk_full:  # every later write would fail too: stop, and say which files were not attempted
+            for future in [f for _, f in self.decoding]:
+                future.cancel()
+            for job in [j for j, _ in self.decoding] + self.jobs[self.next_job:]:
+                self.on_result(job, self.not_attempted(job))
+
+    def _stop(self) -> None:
+        """Ctrl-C: nothing new starts, running writes finish (each is atomic), and every finished write is
+        reported: the report must say what is on disk."""
+        for _, f in self.decoding:
+            f.cancel()
+        for _, _, f, _ in self.writing:
+            if f is not None:
+                f.cancel()
+        self.decoder.shutdown(wait=True, cancel_futures=True)
+        self.writer.shutdown(wait=True, cancel_futures=True)
+        for job, result, f, seconds in self.writing:
+            if f is not None and (f.cancelled() or not isinstance(f.exception(), type(None) | Exception)):
+                continue  # never started, or stopped by the interrupt itself: nothing under its final name
+            self.finish(job, result, f, seconds)
+
+    def fill_decoder(self) -> None:
+        """Start decoding the next files while the queue has room for them and memory for them beside the others."""
+        while self.next_job < len(self.jobs) and len(self.decoding) < self._ahead(self.jobs[self.next_job]):
+            job = self.jobs[self.next_job]
+            factor = factor_of(job, self.options, self.model.scale)
             need = job.need(factor) or 0
-            if needs and sum(needs.values()) + need > room.available and need <= room.available:
+            if self.needs and sum(self.needs.values()) + need > self.room.available and need <= self.room.available:
                 return  # it fits alone, not beside the images in flight: it waits for them
-            needs[id(job)] = need if need <= room.available else 0  # a refused file holds nothing
-            decoding.append((job, decoder.submit(_decode, job, output, factor, room)))
-            next_job += 1
+            self.needs[id(job)] = need if need <= self.room.available else 0  # a refused file holds nothing
+            self.decoding.append((job, self.decoder.submit(_decode, job, self.output, factor, self.room)))
+            self.next_job += 1
 
-    full = threading.Event()  # set by the write that found no space, before any other write starts
-    full_at: list[str] = []
+    def _ahead(self, job: Job) -> int:
+        """How many pictures may wait decoded before ``job`` is started: `GROUP` small ones, else decoders + 1."""
+        return GROUP if _small(job) else self.decode_ahead
 
-    def note_if_full(job: Job, exc: OSError) -> None:
+    def note_if_full(self, job: Job, exc: OSError) -> None:
         """A write found no space: no other write starts after it (`write_unless_full`, `write_together`)."""
         if exc.errno == errno.ENOSPC:
-            full_at.append(str(job.output))
-            full.set()
+            self.full_at.append(str(job.output))
+            self.full.set()
 
-    def write_unless_full(job: Job, picture: Picture, output: OutputOptions) -> tuple[int, list[str], float]:
-        if full.is_set():
+    def write_unless_full(self, job: Job, picture: Picture) -> tuple[int, list[str], float]:
+        """`job.write_timed`, unless an earlier write found the disk full."""
+        if self.full.is_set():
             raise _DiskWasFull
         try:
-            return write_timed(job, picture, output)
+            return write_timed(job, picture, self.output)
         except OSError as exc:
-            note_if_full(job, exc)
+            self.note_if_full(job, exc)
             raise
 
-    def not_attempted(job: Job) -> FileResult:
+    def not_attempted(self, job: Job) -> FileResult:
         return FileResult(str(job.input), str(job.output), Status.NOT_ATTEMPTED,
-                          f"not attempted: the output disk is full ({(full_at or disk_full)[0]} could not be written)",
+                          f"not attempted: the output disk is full ({(self.full_at or self.disk_full)[0]} could not "
+                          "be written)",
                           input_size=job.size)
 
-    def finish(job: Job, result: FileResult, future: Future | None, seconds: tuple[float, float]) -> None:
+    def finish(self, job: Job, result: FileResult, future: Future | None, seconds: tuple[float, float]) -> None:
         """Complete ``result`` from its write (waiting for it) and hand it on; once the disk is full, a write
         that has not started is not attempted."""
-        if future is not None and (disk_full or full.is_set()) and future.cancel():
-            needs.pop(id(job), None)
-            on_result(job, not_attempted(job))
+        if future is not None and (self.disk_full or self.full.is_set()) and future.cancel():
+            self.needs.pop(id(job), None)
+            self.on_result(job, self.not_attempted(job))
             return
         write_seconds = 0.0
         if future is not None:
@@ -192,70 +252,72 @@ def run_pipelined(
                 written, notes, write_seconds = future.result()
                 result.wrote(written, notes)
             except _DiskWasFull:
-                needs.pop(id(job), None)
-                on_result(job, not_attempted(job))
+                self.needs.pop(id(job), None)
+                self.on_result(job, self.not_attempted(job))
                 return
             except Exception as exc:
                 result.fail_by(exc, "write", job.output)
                 if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-                    disk_full.append(str(job.output))
+                    self.disk_full.append(str(job.output))
         result.timed(*seconds, write_seconds)
-        needs.pop(id(job), None)
-        on_result(job, result)
+        self.needs.pop(id(job), None)
+        self.on_result(job, result)
 
-    def drain_writes(limit: int) -> None:
-        while len(writing) > limit:
-            finish(*writing[0])  # popped once reported: an interrupt while waiting leaves it for the handler
-            writing.popleft()
+    def drain_writes(self, limit: int) -> None:
+        """Report finished writes, oldest first, until at most ``limit`` are pending."""
+        while len(self.writing) > limit:
+            self.finish(*self.writing[0])  # popped once reported: an interrupt while waiting leaves it to `_stop`
+            self.writing.popleft()
 
-    def upscale_group(group: list[tuple[Job, Future]]) -> None:
+    def upscale_group(self, group: list[tuple[Job, Future]]) -> None:
         """Decode results in, one batched upscale of the pictures that decoded, writes submitted in order."""
-        if on_start:
+        if self.on_start:
             for job, _ in group:
-                on_start(job)
+                self.on_start(job)
         decoded = [(job, new_result(job), *future.result()) for job, future in group]
         good = [(job, result, picture) for job, result, picture, _, _ in decoded if picture is not None]
         start, failure = time.perf_counter(), None
         try:
-            upscaled = upscale_jobs(model, [p for _, _, p in good], options, [r for _, r, _ in good], on_pixels)
+            upscaled = upscale_jobs(self.model, [p for _, _, p in good], self.options, [r for _, r, _ in good],
+                                    self.on_pixels)
         except Exception as exc:
             if len(good) > 1:  # one picture's failure: each alone, so that the others succeed and it is named
                 for job, future in group:
-                    upscale_group([(job, future)])
+                    self.upscale_group([(job, future)])
                 return
             upscaled, failure = [], exc
         share = (time.perf_counter() - start) / max(len(good), 1)  # a batch's time, split over its pictures
         done = {id(result): picture for (_, result, _), picture in zip(good, upscaled, strict=False)}
         together = [(job, done[id(result)]) for job, result, *_ in decoded if id(result) in done]
         # several small outputs: written by one task and published together (`files.Publication`)
-        group_write = writer.submit(write_together, together) if len(together) > 1 else None
+        group_write = self.writer.submit(self.write_together, together) if len(together) > 1 else None
         for job, result, picture, error, decode_seconds in decoded:
             if picture is None:
                 result.fail_by(error, "decode")
-                writing.append((job, result, None, (decode_seconds, 0.0)))
+                self.writing.append((job, result, None, (decode_seconds, 0.0)))
             elif id(result) not in done:
                 result.fail_by(failure, "upscale")
-                writing.append((job, result, None, (decode_seconds, share)))
+                self.writing.append((job, result, None, (decode_seconds, share)))
             else:
                 write = _Part(group_write, [j for j, _ in together].index(job)) if group_write else \
-                    writer.submit(write_unless_full, job, done[id(result)], output)
-                writing.append((job, result, write, (decode_seconds, share)))
+                    self.writer.submit(self.write_unless_full, job, done[id(result)])
+                self.writing.append((job, result, write, (decode_seconds, share)))
 
-    def write_together(items: list[tuple[Job, Picture]]) -> list[tuple[int, list[str], float] | BaseException]:
+    def write_together(self, items: list[tuple[Job, Picture]]) -> list[tuple[int, list[str], float] | BaseException]:
         """Write each of ``items`` to a temporary, then sync once and rename them all; one outcome per item (its
         result, or the exception it met)."""
         publication, outcomes = Publication(), []
         for job, picture in items:
-            if full.is_set():
+            if self.full.is_set():
                 outcomes.append(_DiskWasFull())
                 continue
             start = time.perf_counter()
             try:
-                written, notes = write_job(job, picture, output, publication)
+                written, notes = write_job(job, picture, self.output, publication)
                 outcomes.append((written, notes, time.perf_counter() - start))
             except Exception as exc:  # this member's own verdict: the others of the group are still written
                 if isinstance(exc, OSError):
-                    note_if_full(job, exc)
+                    self.note_if_full(job, exc)
                 outcomes.append(exc)
         start = time.perf_counter()
         try:
@@ -267,38 +329,3 @@ def run_pipelined(
                     for o in outcomes]
         sync = (time.perf_counter() - start) / max(len(items), 1)  # the one sync, split over its files
         return [o if isinstance(o, BaseException) else (o[0], o[1], o[2] + sync) for o in outcomes]
-
-    try:
-        fill_decoder()
-        while decoding and not disk_full:
-            group = [decoding.popleft()]
-            while _small(group[0][0]) and decoding and len(group) < GROUP and _small(decoding[0][0]):
-                group.append(decoding.popleft())  # small pictures: decoded ahead, upscaled several to a batch
-            fill_decoder()
-            upscale_group(group)
-            drain_writes(GROUP if _small(group[0][0]) else write_behind)  # a small group's writes go on meanwhile
-            while writing and next_job < len(jobs) and not decoding:  # memory, not count, holds the next file
-                drain_writes(len(writing) - 1)
-                fill_decoder()
-        drain_writes(0)
-        if disk_full:  # every later write would fail too: stop, and say which files were not attempted
-            for future in [f for _, f in decoding]:
-                future.cancel()
-            for job in [j for j, _ in decoding] + jobs[next_job:]:
-                on_result(job, not_attempted(job))
-    except KeyboardInterrupt:
-        for _, f in decoding:
-            f.cancel()
-        for _, _, f, _ in writing:
-            if f is not None:
-                f.cancel()
-        decoder.shutdown(wait=True, cancel_futures=True)
-        writer.shutdown(wait=True, cancel_futures=True)  # running writes finish: each is atomic
-        for job, result, f, seconds in writing:  # the report must say what is on disk: every finished write
-            if f is not None and (f.cancelled() or not isinstance(f.exception(), type(None) | Exception)):
-                continue  # never started, or stopped by the interrupt itself: nothing under its final name
-            finish(job, result, f, seconds)
-        raise
-    finally:
-        decoder.shutdown(wait=False, cancel_futures=True)
-        writer.shutdown(wait=True)
