@@ -29,10 +29,10 @@ def devices_command(
                 continue
             status = _trial(kind) if trial else "usable"
             table.add_row(kind, Text(status), Text(", ".join(adapters(kind)) or "default adapter"))
-        chosen = candidates("auto")[0][0]
+        tried = candidates("auto")[0]
         out.print(table)
-        out.print(f"--device auto tries: {', '.join(str(d) for d in candidates('auto')[0])}"
-                  + ("" if chosen.is_gpu else " (no GPU: the CPU)"))
+        out.print(f"--device auto tries: {', '.join(str(d) for d in tried)}"
+                  + ("" if tried[0].is_gpu else " (no GPU: the CPU)"))
 
 
 def _trial(kind: str) -> str:
@@ -44,6 +44,3 @@ def _trial(kind: str) -> str:
     except DeviceError as exc:
         return f"trial failed: {exc}"
     return "trial passed" + (f" ({loaded.note})" if loaded.note else "")
-
-
-
