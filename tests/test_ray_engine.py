@@ -395,3 +395,35 @@ def test_a_file_whose_workers_keep_dying_runs_three_times_and_says_so(tmp_path: 
     _engine_with(fake, tiny_model, monkeypatch).run(jobs, lambda job, result: seen.append(result))
     assert fake.attempts == 3 and [r.status for r in seen] == ["ok", "failed", "ok"]
     assert "lost 3 times" in seen[1].error and "run 3 times" in seen[1].warnings[-1]
+
+
+def test_the_model_travels_to_workers_that_cannot_see_the_drivers_file(local_ray, tmp_path: Path,
+                                                                      tiny_model: Path) -> None:
+    """The user's model is gone from disk once the driver has read it (as on a worker machine that never had it):
+    the workers run it from the bytes the driver put in Ray's object store, and write what the local engine does."""
+    import shutil
+
+    from upscale.runner import run_directory
+
+    src = make_folder(tmp_path / "in", 3)
+    private = tmp_path / "private"
+    private.mkdir()
+    model = private / "mine.onnx"
+    shutil.copy(tiny_model, model)
+    local = run_directory(src, tmp_path / "local", str(model), device="cpu", output=OutputOptions(format="png"))
+
+    class RemovesTheModel:
+        def model_ready(self, loaded) -> None:
+            shutil.rmtree(private)  # the driver has checked it; from now on only the shipped bytes exist
+
+        def planned(self, jobs, known) -> None: ...
+        def started(self, job) -> None: ...
+        def pixels(self, count) -> None: ...
+        def finished(self, job, result) -> None: ...
+        def closed(self) -> None: ...
+
+    shipped = run_directory(src, tmp_path / "ray", str(model), device="cpu", engine="ray",
+                            output=OutputOptions(format="png"), observer=RemovesTheModel())
+    assert not private.exists() and shipped.counts == local.counts == {**shipped.counts, "ok": 3, "failed": 1}
+    for output in (tmp_path / "local").iterdir():
+        assert (tmp_path / "ray" / output.name).read_bytes() == output.read_bytes()

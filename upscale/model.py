@@ -29,7 +29,7 @@ from .device import (
     open_session,
 )
 from .errors import ModelError, ModelRunError
-from .registry import resolve_model_path, siblings
+from .registry import bundled_models, resolve_model_path, siblings
 from .untrusted import check_onnx_external_data
 
 _PROBE_SIZE = (17, 23)  # odd and unequal, so a wrong guess of the scale cannot pass by accident
@@ -181,10 +181,10 @@ def load_model(model: str | os.PathLike[str] = "default", device: str = "auto",
     """Load a bundled model by name, or an ONNX file by path, on ``--device`` ``device`` (`device.candidates`).
 
     ``auto`` takes the first GPU whose trial passes, else the CPU, and says why a GPU was passed over in the
-    model's `UpscaleModel.note`. ``data``: the model's bytes made in memory from that file (``--strength``'s
-    blend, `upscale.strength`), named by ``blend``.
+    model's `UpscaleModel.note`. ``data``: the model's bytes, made in memory (``--strength``'s blend, named by
+    ``blend``) or shipped from the driver to a Ray worker, where ``model`` names a file only the driver has.
     """
-    path = resolve_model_path(model)
+    path = resolve_model_path(model) if data is None or str(model) in bundled_models() else Path(model)
     devices, falls_back = candidates(device)
     passed_over = ""
     for chosen in devices:

@@ -111,12 +111,19 @@ def describe(clean: str, photo: str, strength: float) -> str:
 
 
 
-def load_blended(model: str | None, strength: float, factor: float | None, device: str = "auto",
-                 threads: int | None = None):
-    """The pair of ``model`` (`pair_for`) blended at ``strength``, loaded as one model."""
-    from .model import load_model
+def blended(model: str | None, strength: float, factor: float | None) -> tuple[str, bytes, str]:
+    """(the clean model's name, the blend's ONNX bytes, its description) for ``model``'s pair at ``strength``."""
     from .registry import resolve_model_path
 
     clean, photo = pair_for(model, factor)
     data = blend(resolve_model_path(clean).read_bytes(), resolve_model_path(photo).read_bytes(), strength)
-    return load_model(clean, device, threads, data, describe(clean, photo, strength))
+    return clean, data, describe(clean, photo, strength)
+
+
+def load_blended(model: str | None, strength: float, factor: float | None, device: str = "auto",
+                 threads: int | None = None):
+    """The pair of ``model`` (`pair_for`) blended at ``strength``, loaded as one model."""
+    from .model import load_model
+
+    clean, data, label = blended(model, strength, factor)
+    return load_model(clean, device, threads, data, label)

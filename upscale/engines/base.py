@@ -23,8 +23,16 @@ class ModelSpec:
     threads: int | None
     factor: float | None  # --scale: auto picks the x2 or x4 pair by it
     strength: float | None = None  # --strength: the clean and photo pair of the model, blended
+    shipped: object = None
+    """The model's ONNX bytes in Ray's object store (a user's file, a converted .pth, a blend), put there by the
+    driver: a worker on another machine never reads the driver's paths. None for bundled models and auto."""
+    label: str = ""  # a shipped blend's description
 
     def load(self) -> UpscaleModel | AutoModel:
+        if self.shipped is not None:
+            import ray
+
+            return load_model(self.name, self.device, self.threads, ray.get(self.shipped), self.label)
         if self.strength is not None:
             from ..strength import load_blended
 

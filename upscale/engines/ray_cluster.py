@@ -91,14 +91,42 @@ class RayEngine:
     ray: RayOptions = field(default_factory=RayOptions)
     uris: tuple[str, str] | None = None
     name: str = "ray"
+    _payload: tuple[str, bytes, str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         import_ray()  # a missing extra is a clear error before any work
 
     def load(self) -> UpscaleModel | AutoModel:
         """The driver's copy, on this machine's CPU: it checks the model (a bad file is one refusal, not one per
-        file) and tells its scale; the workers load theirs on the requested device."""
+        file) and tells its scale; the workers load theirs on the requested device, from the bytes read now."""
+        self._payload = self._to_ship()
         return replace(self.spec, device="cpu", threads=1).load()
+
+    def _to_ship(self) -> tuple[str, bytes, str] | None:
+        """(name, ONNX bytes, label) of a model other than the bundled ones, read (a .pth converted) once, here,
+        when the run starts: it travels to the workers in the object store. None where workers need nothing."""
+        from ..registry import bundled_models, resolve_model_path
+        from ..strength import blended
+        from ..untrusted import check_onnx_external_data
+
+        if self.spec.strength is not None:
+            return blended(self.spec.name, self.spec.strength, self.spec.factor)
+        if self.spec.name in ("auto", "default") or self.spec.name in bundled_models():
+            return None
+        path = resolve_model_path(self.spec.name)
+        data = path.read_bytes()
+        if check_onnx_external_data(path, data):
+            raise UsageError(f"{path}: its weights are in files beside it, which Ray workers on other machines "
+                             "cannot read: save the model as one .onnx file for --engine ray")
+        return str(path), data, ""
+
+    def _worker_spec(self, ray) -> ModelSpec:
+        """The spec the workers get: with the model's bytes in Ray's object store (one copy per node) where
+        `_to_ship` read them."""
+        if self._payload is None:
+            return self.spec
+        name, data, label = self._payload
+        return replace(self.spec, name=name, shipped=ray.put(data), label=label)
 
     def run(self, jobs: list[Job], on_result: OnResult, on_started: Callable[[Job], None] | None = None,
             on_pixels: Callable[[int], None] | None = None) -> None:
@@ -123,7 +151,7 @@ class RayEngine:
         workers = self.ray.workers
         if workers is None:
             workers = int(resources.get("GPU", 1)) if gpu else max(1, int(resources.get("CPU", 1) // cpus))
-        spec = replace(self.spec, device=kind if gpu else self.spec.device,  # each worker: the GPU Ray gave it
+        spec = replace(self._worker_spec(ray), device=kind if gpu else self.spec.device,  # each: its GPU
                        threads=self.spec.threads or max(1, int(cpus)))
         # an S3-compatible endpoint given here (--endpoint-url) reaches the workers as the standard variable
         passed = {k: os.environ[k] for k in ("AWS_ENDPOINT_URL",) if k in os.environ}
