@@ -258,6 +258,9 @@ class _FakeRay:
     def cluster_resources(self) -> dict:
         return {"CPU": 2}
 
+    def nodes(self) -> list[dict]:
+        return []  # no node to probe: the scheduling, not the folders, is under test
+
     def remote(self, fn):
         fake = self
 
@@ -427,3 +430,45 @@ def test_the_model_travels_to_workers_that_cannot_see_the_drivers_file(local_ray
     assert not private.exists() and shipped.counts == local.counts == {**shipped.counts, "ok": 3, "failed": 1}
     for output in (tmp_path / "local").iterdir():
         assert (tmp_path / "ray" / output.name).read_bytes() == output.read_bytes()
+
+
+class _NodeThatSharesNothing(_FakeRay):
+    """Two nodes: the probe runs for real for the first, and answers as a machine without the folders would for
+    the second (``folders_seen`` run against paths it cannot see)."""
+
+    def nodes(self) -> list[dict]:
+        return [{"NodeID": "a" * 56, "Alive": True, "Resources": {"CPU": 2}, "NodeManagerAddress": "10.0.0.1"},
+                {"NodeID": "b" * 56, "Alive": True, "Resources": {"CPU": 2}, "NodeManagerAddress": "10.0.0.2"}]
+
+    def remote(self, fn):
+        task = super().remote(fn)
+
+        class Placed:
+            def options(self, scheduling_strategy=None, **kwargs):
+                self.node = getattr(scheduling_strategy, "node_id", None)
+                return self
+
+            def remote(self, *args):
+                if self.node == "b" * 56:
+                    args = ("/elsewhere/" + args[0].rsplit("/", 1)[-1], args[1])  # its own disk: not the driver's
+                return task.remote(*args)
+        return Placed()
+
+    def get(self, ref):
+        fn, args = self.calls[ref]
+        return fn(*args)
+
+
+def test_a_node_that_cannot_see_the_local_folders_is_refused_before_any_work(tmp_path: Path, tiny_model: Path,
+                                                                             monkeypatch) -> None:
+    from upscale.engines.ray_cluster import folders_seen
+
+    src = make_folder(tmp_path / "in", 2)
+    jobs, _ = plan_directory(src, tmp_path / "out", OutputOptions(format="png"))
+    with pytest.raises(UsageError, match=r"node 10\.0\.0\.2 cannot see /elsewhere/00.png: .* every node shares"):
+        _engine_with(_NodeThatSharesNothing(), tiny_model, monkeypatch).run(jobs, lambda job, result: None)
+    assert not list((tmp_path / "out").glob("*.png")) and not list((tmp_path / "out").glob(".upscale-probe-*"))
+    marker = tmp_path / "out" / ".marker"
+    assert folders_seen(str(src / "00.png"), str(marker)) == f"does not share the output folder {tmp_path / 'out'}"
+    marker.touch()
+    assert folders_seen(str(src / "00.png"), str(marker)) is None

@@ -55,6 +55,25 @@ def upscale_files(spec: ModelSpec, jobs: list[Job], options: UpscaleOptions, out
     return [run_remote_job(model, in_fs, out_fs, job, options, output) for job in jobs]
 
 
+def folders_seen(input_file: str, marker: str) -> str | None:
+    """Run on each node before any work: why this node cannot read the run's input or write its output folder
+    (``marker``: a file the driver just made there, so a node writing a folder of its own does not pass), or
+    None."""
+    if not os.path.isfile(input_file):
+        return f"cannot see {input_file}"
+    folder = os.path.dirname(marker)
+    if not os.path.isfile(marker):
+        return f"does not share the output folder {folder}"
+    try:
+        probe = f"{marker}.{os.getpid()}"
+        with open(probe, "wb"):
+            pass
+        os.unlink(probe)
+    except OSError as exc:
+        return f"cannot write {folder} ({exc.strerror or exc})"
+    return None
+
+
 def _finished_before(job: Job, options: UpscaleOptions, model_scale: int) -> FileResult | None:
     """The result of a file a lost worker had already written in full (the size this run makes), or None."""
     from ..errors import ImageError
@@ -128,6 +147,28 @@ class RayEngine:
         name, data, label = self._payload
         return replace(self.spec, name=name, shipped=ray.put(data), label=label)
 
+    def _check_nodes_see_folders(self, ray, jobs: list[Job]) -> None:
+        """Before any work, one probe task per node: every node that may run files must see IN and share OUT;
+        else one refusal naming the node and the path."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        out = Path(jobs[0].output).parent
+        out.mkdir(parents=True, exist_ok=True)
+        marker = out / f".upscale-probe-{os.getpid()}"
+        marker.touch()
+        try:
+            nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU")]
+            probe = ray.remote(folders_seen)
+            answers = {probe.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+                n["NodeID"], soft=False)).remote(str(jobs[0].input), str(marker)): n for n in nodes}
+            for ref, node in answers.items():
+                why = ray.get(ref)
+                if why:
+                    raise UsageError(f"node {node.get('NodeManagerAddress', node['NodeID'])} {why}: with --engine "
+                                     "ray, local folders must be on a filesystem every node shares (or use s3://)")
+        finally:
+            marker.unlink(missing_ok=True)
+
     def run(self, jobs: list[Job], on_result: OnResult, on_started: Callable[[Job], None] | None = None,
             on_pixels: Callable[[int], None] | None = None) -> None:
         if not jobs:
@@ -141,6 +182,8 @@ class RayEngine:
             except (ValueError, ConnectionError, RuntimeError) as exc:
                 where = f"the Ray cluster at {address}" if address else "a local Ray instance"
                 raise UsageError(f"cannot start or join {where}: {str(exc).strip().splitlines()[-1][:200]}") from None
+        if self.uris is None:
+            self._check_nodes_see_folders(ray, jobs)
         kind = parse_device(self.spec.device)[0]
         gpu = kind in GPU_KINDS
         cpus = self.ray.cpus_per_worker
