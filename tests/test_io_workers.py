@@ -86,4 +86,6 @@ def test_at_most_decoders_plus_one_pictures_are_decoded_ahead(tmp_path: Path, ti
     workers = IOWorkers(2, 2)
     run_pipelined(load_model(tiny_model, "cpu"), jobs, UpscaleOptions(), OutputOptions(format="png"),
                   lambda job, result: None, workers=workers)
-    assert started[0] == 14 and 1 < worst[0] <= workers.decoders + 1
+    # decoded ahead: at most decoders + 1 waiting, beside the one just taken for upscaling (its count comes when
+    # its upscale starts, which may be after the next decode has begun)
+    assert started[0] == 14 and 1 < worst[0] <= workers.decoders + 2
