@@ -228,6 +228,14 @@ def main() -> int:
         del model
         return rows
 
+    def against_upscale_dir(seconds: float) -> dict:
+        """A peer's seconds and images/s, and how many times `upscale dir` (PNG, end to end) was faster."""
+        rows = {"seconds": round(seconds, 2), "images_s": round(count / seconds, 3)}
+        e2e = report.get("end_to_end", {})
+        if isinstance(e2e, dict) and "png_default" in e2e:
+            rows["upscale_dir_speedup"] = round(seconds / e2e["png_default"]["seconds"], 2)
+        return rows
+
     @stage(report, "simple_ort_loop")
     def _() -> dict:
         from upscale.registry import resolve_model_path
@@ -236,13 +244,8 @@ def main() -> int:
         start = time.perf_counter()
         subprocess.run([sys.executable, str(ROOT / "benchmarks" / "simple_ort_loop.py"),
                         str(resolve_model_path("default")), str(inputs), str(out), "--device",
-                        kind if kind != "cpu" else "cpu"], check=True, timeout=3600)
-        seconds = time.perf_counter() - start
-        rows = {"seconds": round(seconds, 2), "images_s": round(count / seconds, 3)}
-        e2e = report.get("end_to_end", {})
-        if isinstance(e2e, dict) and "png_default" in e2e:
-            rows["upscale_dir_speedup"] = round(seconds / e2e["png_default"]["seconds"], 2)
-        return rows
+                        kind], check=True, timeout=3600)
+        return against_upscale_dir(time.perf_counter() - start)
 
     @stage(report, "pytorch_eager")
     def _() -> dict:
@@ -260,12 +263,7 @@ def main() -> int:
             with torch.no_grad():
                 y = net(x[None].to(device).float().div(255))[0].clamp(0, 1).mul(255).round().byte()
             Image.fromarray(y.permute(1, 2, 0).cpu().numpy()).save(out / path.name)  # Pillow's default level
-        seconds = time.perf_counter() - start
-        rows = {"seconds": round(seconds, 2), "images_s": round(count / seconds, 3)}
-        e2e = report.get("end_to_end", {})
-        if isinstance(e2e, dict) and "png_default" in e2e:
-            rows["upscale_dir_speedup"] = round(seconds / e2e["png_default"]["seconds"], 2)
-        return rows
+        return against_upscale_dir(time.perf_counter() - start)
 
     shutil.rmtree(work, ignore_errors=True)
     report["passed"] = passed

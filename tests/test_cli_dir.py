@@ -129,9 +129,9 @@ def test_scale_option(tmp_path: Path, tiny_model: Path) -> None:
 
 
 def test_cuda_without_gpu_exits_2_with_one_line(tmp_path: Path, tiny_model: Path) -> None:
-    from upscale.device import cuda_unusable_reason
+    from upscale.providers import unusable_reason
 
-    if cuda_unusable_reason() is None:
+    if unusable_reason("cuda") is None:
         pytest.skip("this machine may really have CUDA")
     make_images(tmp_path / "in", ["a.png"])
     result = run("dir", tmp_path / "in", tmp_path / "out", "-m", tiny_model, "--device", "cuda")

@@ -91,9 +91,9 @@ def test_unknown_model_and_bad_file(tmp_path) -> None:
 
 
 def test_cuda_request_without_gpu_is_a_device_error(tiny_model) -> None:
-    from upscale.device import cuda_unusable_reason
+    from upscale.providers import unusable_reason
 
-    if cuda_unusable_reason() is None:
+    if unusable_reason("cuda") is None:
         pytest.skip("this machine may really have CUDA")
     with pytest.raises(DeviceError, match="CUDA was requested but is not usable"):
         load_model(tiny_model, "cuda")

@@ -10,14 +10,11 @@ against PyTorch, and caches that too.
 
 from __future__ import annotations
 
-import os
-import tempfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from .convert import cache_dir
-from .files import sha256_of
+from .files import download_checked, sha256_of
 
 _RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
 
@@ -69,18 +66,7 @@ def is_fetched(model: CommunityModel) -> bool:
 def fetch(model: CommunityModel, mirror: str | None = None) -> Path:
     """Download ``model`` (from ``mirror``/FILE instead of its release, where given) into the cache and check it;
     ValueError where the bytes differ (nothing kept), OSError where they cannot be had."""
-    target = cached(model)
-    target.parent.mkdir(parents=True, exist_ok=True)
     url = f"{mirror.rstrip('/')}/{model.file}" if mirror else model.url
-    fd, name = tempfile.mkstemp(prefix=f".{model.file}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-            while block := response.read(1 << 20):
-                out.write(block)
-        found = sha256_of(Path(name))
-        if found != model.sha256:
-            raise ValueError(f"{url}: sha256 {found[:16]}... is not the release's {model.sha256[:16]}...; not kept")
-        os.replace(name, target)
-        return target
-    finally:
-        Path(name).unlink(missing_ok=True)
+    if not download_checked(url, cached(model), model.sha256):
+        raise ValueError(f"{url}: sha256 differs from the release's {model.sha256[:16]}...; not kept")
+    return cached(model)

@@ -10,13 +10,10 @@ simply be repeated. Failures are gathered by cause, so a machine without a netwo
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .files import sha256_of
+from .files import download_checked, sha256_of
 
 MANIFEST = Path(__file__).with_name("datasets.json")
 
@@ -41,22 +38,6 @@ def load_manifest(path: Path | None = None) -> dict[str, dict]:
     return json.loads((path or MANIFEST).read_text())
 
 
-def fetch(url: str, target: Path, sha256: str) -> bool:
-    """Download ``url`` to ``target`` through a temporary file beside it; False (nothing kept) on a mismatch."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-            while block := response.read(1 << 20):
-                out.write(block)
-        if sha256_of(Path(name)) != sha256:
-            return False
-        os.replace(name, target)
-        return True
-    finally:
-        Path(name).unlink(missing_ok=True)
-
-
 def get(key: str, entry: dict, to: Path, mirror: str | None = None) -> Outcome:
     """Fetch one set into ``to/<its folder>``, skipping files already there with the right sha256."""
     base = f"{mirror.rstrip('/')}/{entry['folder']}/" if mirror else entry["base"]
@@ -66,7 +47,7 @@ def get(key: str, entry: dict, to: Path, mirror: str | None = None) -> Outcome:
         if target.is_file() and sha256_of(target) == sha256:
             continue
         try:
-            ok = fetch(base + name, target, sha256)
+            ok = download_checked(base + name, target, sha256)
             cause = None if ok else "sha256 differs from the manifest's; not kept"
         except OSError as exc:
             cause = str(getattr(exc, "reason", None) or exc)

@@ -71,11 +71,6 @@ def candidates(spec: str) -> tuple[list[Device], bool]:
     return [*usable, Device("cpu")], True
 
 
-def cuda_unusable_reason() -> str | None:
-    """Why CUDA cannot run here, or None when the cheap checks pass."""
-    return providers.unusable_reason("cuda")
-
-
 @functools.cache
 def preload_cuda_libraries() -> str | None:
     """Load CUDA and cuDNN from the ``nvidia-*`` pip packages (or torch's copies) before the first CUDA session,

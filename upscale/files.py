@@ -123,6 +123,25 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def download_checked(url: str, target: Path, sha256: str) -> bool:
+    """Download ``url`` to ``target`` through a temporary file beside it, renamed only when its sha256 is
+    ``sha256``; False (nothing kept) on a mismatch, OSError where it cannot be had."""
+    import urllib.request  # only the data and model fetchers download
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+            while block := response.read(1 << 20):
+                out.write(block)
+        if sha256_of(Path(name)) != sha256:
+            return False
+        os.replace(name, target)
+        return True
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
 def sweep_temp_files(folders: set[Path]) -> None:
     """Remove temporary files left by writers that were killed mid-write (e.g. Ray workers whose rows were retried)."""
     for folder in folders:

@@ -57,15 +57,15 @@ def written_unreported(jobs: list[Job], results: list[FileResult], since: float,
     for job in jobs:
         if str(job.input) in reported or is_uri(str(job.output)) or job.size is None:
             continue
-        path = Path(job.output)
+        path, size = Path(job.output), size_of(job.size)
         try:
-            fresh = path.stat().st_mtime >= since - 1
+            written = path.stat()
         except OSError:
             continue
-        if fresh and incomplete_output(path, size_of(job.size)) is None:
+        if written.st_mtime >= since - 1 and incomplete_output(path, size) is None:
             result = new_result(job)
-            result.upscaled(size_of(job.size), ["written as the run was interrupted"], "", None)
-            result.wrote(path.stat().st_size, [])
+            result.upscaled(size, ["written as the run was interrupted"], "", None)
+            result.wrote(written.st_size, [])
             found.append(result)
     return found
 
