@@ -1,9 +1,11 @@
 """Does `--model auto` pick well? A mixed folder, half JPEG quality 50 and half clean PNG, through `upscale dir`.
 
     python benchmarks/auto_choice.py ../shared/datasets/val/Set5 ../shared/datasets/val/Set14 [--quality 50]
+    python benchmarks/auto_choice.py FOLDER --clean-only --limit 50 --models repsr-x2,auto   # false alarms' cost
 
 Each HR image is cropped to a multiple of 2 and shrunk by the evaluation's MATLAB bicubic; alternate images
-are saved as JPEG at ``--quality`` and as PNG. The folder is upscaled by `upscale dir` with the clean default,
+are saved as JPEG at ``--quality`` and as PNG (``--clean-only``: all as PNG, to measure what auto's false alarms
+cost on pictures that were never compressed). The folder is upscaled by `upscale dir` with the clean default,
 the photo model and ``auto``; each output is scored (Y-PSNR, the `upscale eval` protocol) against its HR
 image. Prints the mean per half and model, and what auto chose.
 """
@@ -31,11 +33,14 @@ def main() -> None:
     parser.add_argument("folders", type=Path, nargs="+")
     parser.add_argument("--quality", type=int, default=50)
     parser.add_argument("--models", default="repsr-x2,photo-x2,auto")
+    parser.add_argument("--clean-only", action="store_true", help="every image as PNG (no JPEG half)")
+    parser.add_argument("--limit", type=int, help="the first N images only")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     known = image_extensions()
     paths = [p for folder in args.folders for p in sorted(folder.iterdir()) if p.suffix.lower() in known]
+    paths = paths[: args.limit]
     with tempfile.TemporaryDirectory() as tmp:
         inputs = Path(tmp) / "in"
         inputs.mkdir()
@@ -45,9 +50,9 @@ def main() -> None:
             if hr.ndim == 2:
                 hr = np.repeat(hr[..., None], 3, axis=2)
             stem = f"{path.parent.name}-{path.stem}"
-            name = f"{stem}.jpg" if i % 2 == 0 else f"{stem}.png"
+            name = f"{stem}.jpg" if i % 2 == 0 and not args.clean_only else f"{stem}.png"
             Image.fromarray(imresize(hr, 0.5)).save(inputs / name, quality=args.quality)
-            truth[name], half[name] = hr, f"JPEG q{args.quality}" if i % 2 == 0 else "clean PNG"
+            truth[name], half[name] = hr, "clean PNG" if name.endswith(".png") else f"JPEG q{args.quality}"
         table: dict[str, dict[str, float]] = {}
         chosen: dict[str, str] = {}
         for model in args.models.split(","):

@@ -12,7 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from upscale import load_model
-from upscale.auto import BLOCKINESS_FROM, AutoModel, decide, noise_from
+from upscale.auto import BLOCKINESS_FROM, COLOUR_NOISE_FROM, NOISE_ALONE_FROM, AutoModel, decide, noise_from
 from upscale.cli.app import app
 from upscale.decoding import read_image
 from upscale.evidence import Evidence, blockiness, gather, ijg_table, jpeg_quality, noise_level
@@ -59,6 +59,26 @@ def test_the_rule() -> None:
     assert gather(photograph(), None).jpeg_quality is None
     deep = photograph().astype(np.uint16) * 257  # 16-bit: measured in 8-bit levels all the same
     assert abs(gather(deep, None).noise - gather(photograph(), None).noise) < 0.05
+
+
+def test_noise_must_show_in_colour_too() -> None:
+    """Fine texture of a clean picture reads as luma noise; sensor noise shows in Cb/Cr as well, texture hardly
+    does. The same luma reading is noise with colour noise and texture without; strong luma noise, and noise in a
+    grey picture (no colour to ask), count alone."""
+    rng = np.random.default_rng(1)
+    base = photograph().astype(np.float32)
+    texture = rng.normal(0, 5, base.shape[:2])[..., None]  # the same in R, G and B: luma only
+    textured = np.clip(np.round(base + texture), 0, 255).astype(np.uint8)
+    noisy = np.clip(np.round(base + rng.normal(0, 8, base.shape)), 0, 255).astype(np.uint8)  # luma: sigma 5.3
+    as_texture, as_noise = gather(textured, None), gather(noisy, None)
+    assert as_texture.noise >= noise_from(as_texture.blocks) and as_noise.noise >= noise_from(as_noise.blocks)
+    assert as_texture.colour_noise < COLOUR_NOISE_FROM <= as_noise.colour_noise
+    assert not decide(as_texture)[0] and decide(as_noise)[0]
+    grey = gather(textured[..., :1], None)
+    assert grey.colour_noise is None and decide(grey)[0]
+    assert decide(Evidence(None, NOISE_ALONE_FROM, 1.0, 1024, 0.0))[0]
+    assert not decide(Evidence(None, NOISE_ALONE_FROM - 0.1, 1.0, 1024, COLOUR_NOISE_FROM - 0.01))[0]
+    assert decide(Evidence(None, NOISE_ALONE_FROM - 0.1, 1.0, 1024, COLOUR_NOISE_FROM))[0]
 
 
 @pytest.mark.parametrize(("quality", "degraded"), [(89, True), (90, False), (91, False)])

@@ -8,10 +8,10 @@ models (`photo-x*`, trained on realistic degradations) remove them at a small co
 - otherwise, 8x8 blockiness of 1.3 or more (a JPEG saved again as PNG, say) -> photo;
 - otherwise, noise in the flattest blocks of at least 2.0 + 6 / sqrt(blocks) levels -> photo (2.05 on a
   megapixel, 2.6 on a 100x100 picture: the fewer 8x8 blocks, the likelier a textured clean picture has no flat
-  one, so small pictures must show more);
+  one, so small pictures must show more), if the colour planes show noise too (`noise_corroborated`);
 - else clean.
 
-The thresholds were set on BSDS500's test images at 1/2, 1/4 and 1/6 size and checked on Set5, Set14 and T91
+The thresholds were set on BSDS500's test images at 1/2, 1/4 and 1/6 size and checked on BSD200, Set5, Set14 and T91
 (`benchmarks/auto_rates.py`; README: `--model auto`). Gathering the evidence reads at most ~1 MP of luma, a few
 milliseconds a file.
 """
@@ -32,12 +32,23 @@ JPEG_QUALITY_BELOW = 90
 BLOCKINESS_FROM = 1.3
 NOISE_FROM = 2.0
 NOISE_SMALL_PICTURE = 6.0  # added over sqrt(8x8 blocks measured)
+COLOUR_NOISE_FROM = 1.0  # noise in Cb/Cr that corroborates the luma's
+NOISE_ALONE_FROM = 6.0  # luma noise that counts without colour noise
 
 
 def noise_from(blocks: int) -> float:
     """The noise reading that counts as degraded, for a picture of ``blocks`` 8x8 blocks."""
     return NOISE_FROM + NOISE_SMALL_PICTURE / math.sqrt(max(blocks, 1))
 
+
+
+def noise_corroborated(evidence: Evidence) -> bool:
+    """Whether a luma noise reading is noise, not texture: sensor noise (and added noise) shows in the colour
+    planes too, fine texture of a clean picture hardly does (Cb/Cr read below 0.7 on clean pictures, above 1.8
+    with noise of sigma 5). Grey pictures, and luma noise strong enough alone, need no colour evidence."""
+    if evidence.colour_noise is None or evidence.noise >= NOISE_ALONE_FROM:
+        return True
+    return evidence.colour_noise >= COLOUR_NOISE_FROM
 
 
 def decide(evidence: Evidence) -> tuple[bool, str]:
@@ -47,7 +58,7 @@ def decide(evidence: Evidence) -> tuple[bool, str]:
         return True, f"JPEG quality ~{q}"
     if evidence.blockiness >= BLOCKINESS_FROM:
         return True, f"8x8 blockiness {evidence.blockiness:.2f}"
-    if evidence.noise >= noise_from(evidence.blocks):
+    if evidence.noise >= noise_from(evidence.blocks) and noise_corroborated(evidence):
         return True, f"noise {evidence.noise:.1f}"
     return False, "clean (" + evidence.describe() + ")"
 

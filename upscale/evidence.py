@@ -44,18 +44,26 @@ def jpeg_quality(quantization: dict[int, list[int]] | None) -> int | None:
     return int(np.argmin(np.abs(_TABLES - luma).sum(axis=1))) + 1
 
 
-def _luma_sample(pixels: np.ndarray, max_pixels: int = 1_000_000) -> np.ndarray:
-    """Float luma (BT.601, 8-bit levels) of a crop of at most ``max_pixels``, block grid kept (8-aligned)."""
+def _planes(pixels: np.ndarray, max_pixels: int = 1_000_000) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """Float luma and chroma (Cb, Cr; BT.601, 8-bit levels; none for a grey picture) of a crop of at most
+    ``max_pixels``, the file's 8x8 block grid kept (the crop is centred and 8-aligned)."""
+    h, w = pixels.shape[:2]
+    side = int(math.sqrt(max_pixels)) // 8 * 8
+    if h * w > max_pixels:
+        top, left = max(0, (h - side) // 16 * 8), max(0, (w - side) // 16 * 8)
+        pixels = pixels[top : top + side, left : left + side]
     x = pixels.astype(np.float32)
     if pixels.dtype == np.uint16:
         x /= 257
-    luma = x[..., 0] if x.shape[2] == 1 else x[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
-    h, w = luma.shape
-    side = int(math.sqrt(max_pixels)) // 8 * 8
-    if h * w > max_pixels:  # a centred crop, aligned to the 8x8 grid of the file
-        top, left = max(0, (h - side) // 16 * 8), max(0, (w - side) // 16 * 8)
-        luma = luma[top : top + side, left : left + side]
-    return luma
+    if x.shape[2] < 3:
+        return x[..., 0], ()
+    rgb = x[..., :3]
+    return rgb @ _LUMA, (rgb @ _CB, rgb @ _CR)
+
+
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+_CB = np.array([-0.168736, -0.331264, 0.5], np.float32)
+_CR = np.array([0.5, -0.418688, -0.081312], np.float32)
 
 
 def noise_level(luma: np.ndarray, block: int = 8, percentile: float = 5) -> float:
@@ -108,6 +116,7 @@ class Evidence:
     noise: float  # `noise_level` of the luma, 8-bit levels
     blockiness: float  # 1 = no 8x8 grid
     blocks: int = 16_384  # 8x8 blocks measured: fewer make the readings less sure (`upscale.auto` asks more)
+    colour_noise: float | None = None  # `noise_level` of Cb and Cr, the larger; None for grey pictures
 
     def describe(self) -> str:
         jpeg = f"JPEG q~{self.jpeg_quality}, " if self.jpeg_quality is not None else ""
@@ -115,5 +124,7 @@ class Evidence:
 
 
 def gather(pixels: np.ndarray, quality: int | None) -> Evidence:
-    luma = _luma_sample(pixels)
-    return Evidence(quality, noise_level(luma), blockiness(luma), (luma.shape[0] // 8) * (luma.shape[1] // 8))
+    luma, chroma = _planes(pixels)
+    colour_noise = max(noise_level(plane) for plane in chroma) if chroma else None
+    return Evidence(quality, noise_level(luma), blockiness(luma), (luma.shape[0] // 8) * (luma.shape[1] // 8),
+                    colour_noise)
