@@ -58,7 +58,8 @@ def export(
         ("architecture", f"{summary.arch} x{summary.scale}"), ("parameters", f"{summary.params:,}"),
         ("MACs / output pixel", f"{summary.macs_per_output_pixel:,.0f}" if summary.macs_per_output_pixel else "-"),
         ("receptive field", f"{summary.receptive_field} input pixels"), ("tiling", summary.tiling),
-        ("file size", f"{summary.file_bytes / 1024:.1f} KiB"), ("dtype", "float16" if summary.fp16 else "float32"),
+        ("file size", f"{summary.file_bytes / 1024:.1f} KiB"),
+        ("dtype", summary.dtype or ("float16" if summary.fp16 else "float32")),
         ("parity vs PyTorch", summary.parity_levels or
          f"max abs {summary.parity_max_abs:.2e} (bound {summary.tolerance:.0e})"),
         ("input sizes", summary.shapes),

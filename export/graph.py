@@ -34,6 +34,7 @@ class ExportSummary:
     tiling: str = "exact"
     parity_levels: str = ""  # third-party conversions: the difference in 8-bit levels over the engine's shapes
     shapes: str = "any size"
+    dtype: str = ""  # what the arithmetic is, where float16/float32 does not say it (int8 graphs)
 
 
 def photo_like(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -44,6 +45,12 @@ def photo_like(height: int, width: int, seed: int = 0) -> np.ndarray:
     planes = [0.5 + 0.3 * np.sin(xx / (4 + c) + yy / 7) * disc + 0.2 * (xx / width) for c in range(3)]
     img = np.stack(planes) + rng.normal(0, 0.01, (3, height, width)).astype(np.float32)
     return np.clip(img, 0, 1)[None].astype(np.float32)
+
+
+def parity_inputs() -> list[np.ndarray]:
+    """The inputs an export is checked on: random and photo-like, at two odd sizes."""
+    rng = np.random.default_rng(0)
+    return [x for h, w in ((37, 53), (96, 64)) for x in (rng.random((1, 3, h, w), dtype=np.float32), photo_like(h, w))]
 
 
 class PReLUAsReluMix(nn.Module):

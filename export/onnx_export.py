@@ -19,8 +19,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from upscale.train.arch import SRNet
+from upscale.train.arch import ArchSummary, SRNet
 from upscale.train.checkpoint import load_checkpoint, model_from_checkpoint
+from upscale.train.quantised import RepSRInt8
 
 from upscale.contract import ModelInfo
 from upscale.errors import TrainingError
@@ -32,12 +33,11 @@ from .graph import (
     OPSET,
     ExportSummary,
     lower_for_onnxruntime,
-    photo_like,
+    parity_inputs,
     strip_node_metadata,
 )
+from .int8_export import INT8_MAX_LEVELS, int8_parity, integer_convolutions, to_qdq_onnx
 from .metadata import attach_metadata
-
-_PARITY_SIZES = ((37, 53), (96, 64))
 
 
 def to_onnx(model: SRNet, fp16: bool = False) -> onnx.ModelProto:
@@ -68,16 +68,26 @@ def parity(model_proto: onnx.ModelProto, reference: SRNet, fp16: bool) -> float:
     session = ort.InferenceSession(model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
     dtype = np.float16 if fp16 else np.float32
     worst = 0.0
-    rng = np.random.default_rng(0)
-    for h, w in _PARITY_SIZES:
-        for x in (rng.random((1, 3, h, w), dtype=np.float32), photo_like(h, w)):
-            got = session.run(None, {"input": x.astype(dtype)})[0].astype(np.float32)
-            with torch.no_grad():
-                want = reference(torch.from_numpy(x)).numpy()
-            if got.shape != want.shape:
-                raise TrainingError(f"onnxruntime gave {got.shape}, PyTorch {want.shape}")
-            worst = max(worst, float(np.abs(got - want).max()))
+    for x in parity_inputs():
+        got = session.run(None, {"input": x.astype(dtype)})[0].astype(np.float32)
+        with torch.no_grad():
+            want = reference(torch.from_numpy(x)).numpy()
+        if got.shape != want.shape:
+            raise TrainingError(f"onnxruntime gave {got.shape}, PyTorch {want.shape}")
+        worst = max(worst, float(np.abs(got - want).max()))
     return worst
+
+
+def _write_int8(proto: onnx.ModelProto, model: RepSRInt8, output: Path, summary: ArchSummary) -> ExportSummary:
+    """An int8 graph is written only when onnxruntime runs all its convolutions on integer kernels and agrees
+    with the network's fake-quantised PyTorch form (`int8_export`)."""
+    integer = integer_convolutions(proto, len(model.convs))
+    max_levels, p999 = int8_parity(proto, model)
+    write_atomic(output, proto.SerializeToString())
+    return ExportSummary(output, summary.name, summary.scale, summary.params, summary.macs_per_output_pixel,
+                         summary.receptive_field, output.stat().st_size, float(max_levels), INT8_MAX_LEVELS, False,
+                         parity_levels=f"max {max_levels} levels, 99.9th percentile {p999:g}",
+                         dtype=f"int8: {integer} integer convolutions; float32 input, output and bicubic branch")
 
 
 def export_checkpoint(checkpoint: Path, output: Path, fp16: bool = False, validation: str = "",
@@ -97,7 +107,10 @@ def export_checkpoint(checkpoint: Path, output: Path, fp16: bool = False, valida
         fold_error = float((folded(probe) - model(probe)).abs().max())
     if fold_error > 1e-4:
         raise TrainingError(f"{checkpoint}: folding changed the network's output by {fold_error:.2e}")
-    proto = to_onnx(folded, fp16)
+    quantised = getattr(folded, "quantised", False)
+    if quantised and fp16:
+        raise TrainingError(f"{checkpoint}: an int8 network is written as int8; --fp16 does not apply")
+    proto = to_qdq_onnx(folded) if quantised else to_onnx(folded, fp16)
     summary = model.describe()
     config = state.get("config", {})
     if not validation and state.get("best_psnr", float("-inf")) > 0:
@@ -113,6 +126,8 @@ def export_checkpoint(checkpoint: Path, output: Path, fp16: bool = False, valida
     )
     attach_metadata(proto, info)
     onnx.checker.check_model(proto)
+    if quantised:
+        return _write_int8(proto, folded, output, summary)
     error = parity(proto, folded, fp16)
     tolerance = FP16_TOLERANCE if fp16 else FP32_TOLERANCE
     if error > tolerance:

@@ -36,12 +36,19 @@ def register(name: str) -> Callable[[type[SRNet]], type[SRNet]]:
     return add
 
 
+def _load_all() -> None:
+    """The registry's other modules register on import (the int8 form lives in its own module)."""
+    from . import quantised  # noqa: F401
+
+
 def architectures() -> list[str]:
+    _load_all()
     return sorted(_REGISTRY)
 
 
 def create_model(name: str, scale: int, **kwargs: int) -> SRNet:
     """Build a registered architecture; ``kwargs`` are its own options (channels, depth...)."""
+    _load_all()
     if name not in _REGISTRY:
         raise ValueError(f"unknown architecture {name!r}; known: {', '.join(architectures())}")
     return _REGISTRY[name](scale=scale, **kwargs)

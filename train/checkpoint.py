@@ -134,8 +134,16 @@ def model_from_checkpoint(state: dict, use_ema: bool = True) -> SRNet:
 
 
 def init_weights(model: SRNet, checkpoint: Path) -> dict[str, int]:
-    """Copy every tensor of ``checkpoint`` (EMA weights when present) whose name and shape match."""
-    weights = checkpoint_weights(load_checkpoint(checkpoint))
+    """Copy every tensor of ``checkpoint`` (EMA weights when present) whose name and shape match; a network
+    that is another's trained form (the int8 one of a float twin) adopts the twin's weights instead."""
+    state = load_checkpoint(checkpoint)
+    if getattr(model, "float_twin", None) == state["arch"]["name"]:
+        try:
+            copied = model.adopt(model_from_checkpoint(state))
+        except ValueError as exc:
+            raise TrainingError(f"{checkpoint}: {exc}") from None
+        return {"checkpoint": str(checkpoint), "copied": copied, "kept": len(model.state_dict()) - copied}
+    weights = checkpoint_weights(state)
     own = model.state_dict()
     matched = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(matched, strict=False)

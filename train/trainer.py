@@ -72,6 +72,8 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 def update_ema(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
     d = min(decay, (1 + step) / (10 + step))  # a young average follows the model closely
     torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - d)  # one kernel, not one per tensor
+    for mine, theirs in zip(ema.buffers(), model.buffers(), strict=True):
+        mine.copy_(theirs)  # state that is not learned (int8 ranges observed) is the model's, not averaged
 
 
 def torch_upscaler(model: SRNet, device: torch.device):
@@ -241,6 +243,8 @@ def _step(run: Run, step: int, batch: tuple[torch.Tensor, ...], criterion: SRLos
 def _apply(run: Run, step: int) -> None:
     """The part of a step that changes the weights: optimiser, then EMA (never interrupted halfway, see train)."""
     run.opt.step()
+    if hasattr(run.model, "training_progress"):
+        run.model.training_progress((step + 1) / run.cfg.steps)  # e.g. int8 ranges freeze part way
     if run.ema is not None:
         update_ema(run.ema, run.model, run.cfg.ema, step)
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from .. import precision
 from ..auto import AutoModel
 from ..engines import ModelSpec
 from ..errors import UsageError
@@ -38,6 +39,15 @@ ModelOption = Annotated[str | None, typer.Option(
 DeviceOption = Annotated[str, typer.Option(
     "--device", "-d", show_default=False, rich_help_panel=MODEL,
     help="auto (default), cpu, cuda, webgpu, directml, coreml.")]
+class PrecisionChoice(StrEnum):
+    auto = "auto"
+    fp32 = "fp32"
+    int8 = "int8"
+
+
+PrecisionOption = Annotated[PrecisionChoice, typer.Option(
+    "--precision", show_default=False, rich_help_panel=MODEL,
+    help="auto (default: int8 twin on CPUs with int8 dot products), fp32, int8.")]
 TileOption = Annotated[int | None, typer.Option(
     "--tile", callback=within(0), rich_help_panel=RUN, help="Tile side in input pixels; 0: whole.")]
 ScaleOption = Annotated[float | None, typer.Option(
@@ -113,6 +123,7 @@ def describe_model(loaded: UpscaleModel | AutoModel) -> str:
         return f"model auto: {choice}, on {loaded.clean.device}"
     info = loaded.info
     note = f" ({loaded.note})" if getattr(loaded, "note", "") else ""
+    note = precision.describe(loaded.path.name) + note
     if getattr(loaded, "blend", ""):
         return f"model {loaded.blend} x{info.scale} ({info.architecture}) on {loaded.device}{note}"
     guessed = "" if info.has_metadata else " (no metadata: scale probed, default tile overlap)"

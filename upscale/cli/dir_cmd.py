@@ -20,6 +20,7 @@ from ..formats import require
 from ..images import DEFAULT_MAX_PIXELS, DEFAULT_PNG_COMPRESSION, FORMATS
 from ..job import OutputOptions, Status
 from ..planning import is_uri
+from ..precision import choose as choose_precision
 from ..runner import run_directory
 from ..terminal import error_boundary, note, shown
 from .common import (
@@ -35,6 +36,8 @@ from .common import (
     MetadataOption,
     ModelOption,
     PngCompressionOption,
+    PrecisionChoice,
+    PrecisionOption,
     QualityOption,
     ScaleOption,
     StrengthOption,
@@ -97,6 +100,7 @@ def dir_command(
     long_side: LongSideOption = None,
     fit: FitOption = None,
     strength: StrengthOption = None,
+    precision: PrecisionOption = PrecisionChoice.auto,
     tile: TileOption = None,
     batch_size: BatchOption = None,
     threads: ThreadsOption = None,
@@ -143,6 +147,7 @@ def dir_command(
             os.environ["AWS_ENDPOINT_URL"] = endpoint_url
         output = OutputOptions(fmt, quality, png_compression, suffix, overwrite, recursive, max_pixels, max_memory,
                                metadata.value)
+        model = choose_precision(model, precision.value, device)
         if dry_run:
             _print_preview(input_dir, output_dir, model, device, options, output, strength, threads)
             return

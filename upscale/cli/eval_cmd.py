@@ -13,8 +13,18 @@ from ..degrade import SPEC_HELP, parse_spec
 from ..errors import UsageError
 from ..evaluate import as_json, bicubic_upscaler, evaluate, model_upscaler, summarise
 from ..files import write_atomic
+from ..precision import choose as choose_precision
 from ..terminal import error_boundary, out, warning
-from .common import DeviceOption, StrengthOption, ThreadsOption, TileOption, model_label, open_model
+from .common import (
+    DeviceOption,
+    PrecisionChoice,
+    PrecisionOption,
+    StrengthOption,
+    ThreadsOption,
+    TileOption,
+    model_label,
+    open_model,
+)
 
 
 def eval_command(
@@ -27,6 +37,7 @@ def eval_command(
     tile: TileOption = None,
     threads: ThreadsOption = None,
     strength: StrengthOption = None,
+    precision: PrecisionOption = PrecisionChoice.auto,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the scores as JSON here.")] = None,
     per_image: Annotated[bool, typer.Option("--per-image", help="Print every image, not only the means.")] = False,
     degrade: Annotated[list[str], typer.Option(
@@ -46,6 +57,7 @@ def eval_command(
         if model == "bicubic":
             upscaler, label = bicubic_upscaler(scale), "bicubic (MATLAB imresize)"
         else:
+            model = choose_precision(model, precision.value, device)
             loaded = open_model(model, device, threads, factor=scale, strength=strength)
             upscaler, label = model_upscaler(loaded, scale, tile), model_label(loaded)
             if loaded.scale != scale:  # allowed (it is what `upscale dir --scale` does), but not the model's own score

@@ -11,6 +11,7 @@ from ..errors import UsageError
 from ..formats import require
 from ..images import DEFAULT_PNG_COMPRESSION, EXTENSIONS, probe_header
 from ..job import Job, OutputOptions, run_job
+from ..precision import choose as choose_precision
 from ..terminal import error, error_boundary, note, warning
 from .common import (
     BatchOption,
@@ -23,6 +24,8 @@ from .common import (
     MetadataOption,
     ModelOption,
     PngCompressionOption,
+    PrecisionChoice,
+    PrecisionOption,
     QualityOption,
     ScaleOption,
     StrengthOption,
@@ -63,6 +66,7 @@ def image_command(
     long_side: LongSideOption = None,
     fit: FitOption = None,
     strength: StrengthOption = None,
+    precision: PrecisionOption = PrecisionChoice.auto,
     tile: TileOption = None,
     batch_size: BatchOption = None,
     threads: ThreadsOption = None,
@@ -82,7 +86,8 @@ def image_command(
         require(fmt)
         options = upscale_options(scale, tile, batch_size, width, height, long_side, fit)
         size, _, deep = probe_header(input_file)
-        loaded = open_model(model or "auto", device, threads, quiet, scale, strength)
+        model = choose_precision(model or "auto", precision.value, device)
+        loaded = open_model(model, device, threads, quiet, scale, strength)
         output = OutputOptions(quality=quality, png_compression=png_compression, overwrite=True,
                                max_memory=max_memory, metadata=metadata.value)
         job = Job(input_file, output_file, fmt, size, deep)

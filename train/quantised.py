@@ -1,0 +1,125 @@
+"""Quantisation-aware training: the ReLU networks as onnxruntime's int8 kernels will run them.
+
+A float network quantised after training (onnxruntime's static quantisation of `fast-x2`) kept its mean quality,
+but single pixels moved by up to 43 levels: an activation range set from a few calibration pictures clips strong
+edges, and the network never learned to live with 8-bit steps. Here the network trains with both: every
+convolution sees its weights rounded to int8 per output channel and its output (after the ReLU) rounded to uint8
+levels of a range observed on the training batches, so the weights move to where rounding costs least. The ranges
+follow the batches' peaks (an average of them) for the first half of the run, then freeze, so the second half
+trains against exactly the steps that ship.
+
+The network is `repsr-relu`'s inference form (plain 3x3 convolutions, no re-parameterised branches): it starts
+from a trained float checkpoint (`--init-from`, folded here) and fine-tunes. The bicubic branch and the residual
+sum stay float32: they are 1% of the work, and rounding the picture's coarse content to 256 levels twice is what
+costs the most quality. `export.int8_export` writes it as a QDQ ONNX graph whose every body convolution
+onnxruntime fuses into an integer kernel.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .arch import ArchSummary, BicubicUpsample, RepSR, SRNet, register
+
+WEIGHT_LEVELS = 127  # int8 weights, symmetric per output channel (zero point 0), -127..127
+FREEZE_AT = 0.5  # fraction of the run after which the activation ranges stop following the batches
+RANGE_MOMENTUM = 0.02  # how fast an observed range follows the batches' peaks
+
+
+def weight_scales(weight: torch.Tensor) -> torch.Tensor:
+    """One int8 step per output channel: its largest |weight| lands on 127 (no weight is ever clipped)."""
+    peak = weight.detach().abs().amax(dim=(1, 2, 3)).clamp_min(1e-8)
+    return peak / WEIGHT_LEVELS
+
+
+def quantised_weight(weight: torch.Tensor) -> torch.Tensor:
+    """The weight as its int8 levels times their step, with a straight-through gradient."""
+    zero = torch.zeros(weight.shape[0], dtype=torch.int32, device=weight.device)
+    return torch.fake_quantize_per_channel_affine(weight, weight_scales(weight), zero, 0, -WEIGHT_LEVELS,
+                                                  WEIGHT_LEVELS)
+
+
+class ActivationRange(nn.Module):
+    """A tensor's uint8 quantisation: unsigned (after a ReLU: 0..range, zero point 0) or signed (the last layer's
+    detail: -range..range, zero point 128). The range averages the batches' peaks until frozen."""
+
+    def __init__(self, signed: bool) -> None:
+        super().__init__()
+        self.signed = signed
+        self.register_buffer("range", torch.zeros(()))
+        self.register_buffer("frozen", torch.zeros((), dtype=torch.bool))
+
+    def qparams(self) -> tuple[float, int]:
+        """(scale, zero point) of the uint8 tensor onnxruntime will hold."""
+        peak = max(float(self.range), 1e-6)
+        return (peak / 127, 128) if self.signed else (peak / 255, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and not bool(self.frozen):
+            with torch.no_grad():
+                peak = x.abs().amax()
+                self.range.copy_(peak if float(self.range) == 0 else torch.lerp(self.range, peak, RANGE_MOMENTUM))
+        scale, zero = self.qparams()
+        return torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 255)
+
+
+@register("repsr-relu-int8")
+class RepSRInt8(SRNet):
+    """`repsr-relu` trained for int8 inference: plain 3x3 convolutions with int8 weights and uint8 activations,
+    a float32 bicubic residual. Start it from a float checkpoint (`--init-from`); export writes QDQ ONNX."""
+
+    float_twin = "repsr-relu"
+    quantised = True
+
+    def __init__(self, scale: int, channels: int = 16, depth: int = 12) -> None:
+        super().__init__()
+        self.scale, self.channels, self.depth = scale, channels, depth
+        widths = [3] + [channels] * (depth + 1) + [3 * scale * scale]
+        self.convs = nn.ModuleList(nn.Conv2d(cin, cout, 3, padding=1) for cin, cout in itertools.pairwise(widths))
+        self.ranges = nn.ModuleList(ActivationRange(signed=i == depth + 1) for i in range(depth + 2))
+        self.upsample = BicubicUpsample(scale)
+
+    def config(self) -> dict[str, int]:
+        return {"channels": self.channels, "depth": self.depth}
+
+    @property
+    def receptive_field(self) -> int:
+        return max(self.depth + 2, 2)
+
+    def describe(self) -> ArchSummary:
+        """As `SRNet.describe`, counting the convolutions the functional forward hides from module hooks."""
+        convs = sum(c.in_channels * c.out_channels * 9 for c in self.convs) / self.scale**2
+        bicubic = self.upsample.conv.weight.numel() / self.scale**2  # 5x5 taps per output pixel and channel
+        return ArchSummary(self.arch_name, self.scale, sum(p.numel() for p in self.parameters()),
+                           convs + bicubic, self.receptive_field)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.fake_quantize_per_tensor_affine(x, 1 / 255, 0, 0, 255)  # the input's own 8-bit levels
+        last = len(self.convs) - 1
+        for i, (conv, observed) in enumerate(zip(self.convs, self.ranges, strict=True)):
+            h = F.conv2d(h, quantised_weight(conv.weight), conv.bias, padding=1)
+            h = observed(h if i == last else F.relu(h))
+        return F.pixel_shuffle(h, self.scale) + self.upsample(x)
+
+    def training_progress(self, fraction: float) -> None:
+        """Called by the trainer after each step: freeze the ranges once ``fraction`` of the run is done."""
+        if fraction >= FREEZE_AT:
+            for observed in self.ranges:
+                observed.frozen.fill_(True)
+
+    @torch.no_grad()
+    def adopt(self, float_model: SRNet) -> int:
+        """Take the weights of a trained `repsr-relu` of the same shape (folded here); returns tensors copied."""
+        if not isinstance(float_model, RepSR) or (float_model.scale, float_model.channels, float_model.depth) != (
+                self.scale, self.channels, self.depth):
+            raise ValueError(f"needs a repsr-relu x{self.scale} with {self.channels} channels and depth "
+                             f"{self.depth} to start from")
+        plain = [m for m in float_model.fold().body if isinstance(m, nn.Conv2d)]
+        for mine, theirs in zip(self.convs, plain, strict=True):
+            mine.weight.copy_(theirs.weight)
+            mine.bias.copy_(theirs.bias)
+        return 2 * len(plain)
