@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import data_cmd, devices_cmd, dir_cmd, eval_cmd, image_cmd, info_cmd, try_cmd
+from . import compare_cmd, data_cmd, devices_cmd, dir_cmd, eval_cmd, image_cmd, info_cmd, try_cmd
 
 app = typer.Typer(
     name="upscale",
@@ -22,6 +22,7 @@ app.add_typer(info_cmd.models_app, name="models")
 app.command("eval")(eval_cmd.eval_command)
 app.command("devices")(devices_cmd.devices_command)
 app.command("try")(try_cmd.try_command)
+app.command("compare")(compare_cmd.compare_command)
 app.add_typer(data_cmd.data_app, name="data")
 
 
