@@ -4,8 +4,9 @@ The graph is written node by node rather than traced: what onnxruntime fuses is 
 fake-quantisation leaves the weights as float constants behind a QuantizeLinear. Here each body convolution is
 ``DequantizeLinear(int8 weight, per channel) -> Conv (int32 bias) [-> Relu] -> QuantizeLinear(uint8) ->
 DequantizeLinear``, which onnxruntime folds into one QLinearConv (a ReLU before a zero-point-0 quantisation is
-dropped as redundant); the input is quantised at its own 8-bit levels, the bicubic branch, the pixel shuffle and the
-residual sum stay float32. `integer_convolutions` checks the folded graph: a model whose convolutions stayed float
+dropped as redundant); the input is quantised at its own 8-bit levels; the last convolution (int8 weights, uint8
+input) writes float32 and so runs as a float convolution, as do the bicubic branch, the pixel shuffle and the
+residual sum. `integer_convolutions` checks the folded graph: a model whose convolutions stayed float
 between Q/DQ pairs would be slower than float32, so it is refused, not shipped.
 """
 
@@ -52,8 +53,10 @@ class _Graph:
         return self.node("DequantizeLinear", [quantised, s, z], f"{name}.dq")
 
 
-def _convolution(graph: _Graph, name: str, conv: torch.nn.Conv2d, source: str, input_scale: float) -> str:
-    """An int8-weight convolution reading a tensor of step ``input_scale``, its bias in int32 as onnxruntime wants."""
+def _convolution(graph: _Graph, name: str, conv: torch.nn.Conv2d, source: str, input_scale: float,
+                 float_bias: bool = False) -> str:
+    """An int8-weight convolution reading a tensor of step ``input_scale``, its bias in int32 as onnxruntime's
+    integer kernel wants (``float_bias``: float32, for the last convolution, which writes float32)."""
     weight = conv.weight.detach().double()
     scales = weight_scales(weight).double()
     levels = torch.round(weight / scales[:, None, None, None]).clamp(-127, 127).numpy().astype(np.int8)
@@ -63,6 +66,9 @@ def _convolution(graph: _Graph, name: str, conv: torch.nn.Conv2d, source: str, i
     w = graph.node("DequantizeLinear", [graph.constant(f"{name}.weight", levels),
                                         graph.constant(f"{name}.weight_scale", scales.numpy().astype(np.float32)),
                                         graph.constant(f"{name}.weight_zero", zeros)], f"{name}.weight.dq", axis=0)
+    if float_bias:
+        b = graph.constant(f"{name}.bias", conv.bias.detach().numpy().astype(np.float32))
+        return graph.node("Conv", [source, w, b], f"{name}.out", pads=[1, 1, 1, 1], kernel_shape=[3, 3])
     b = graph.node("DequantizeLinear", [graph.constant(f"{name}.bias", bias),
                                         graph.constant(f"{name}.bias_scale", bias_scales.astype(np.float32)),
                                         graph.constant(f"{name}.bias_zero", np.zeros(len(scales), np.int32))],
@@ -84,13 +90,11 @@ def to_qdq_onnx(model: RepSRInt8) -> onnx.ModelProto:
     graph = _Graph()
     h = graph.requantise("input", "input", 1 / 255, 0)
     step = 1 / 255
-    last = len(model.convs) - 1
-    for i, (conv, observed) in enumerate(zip(model.convs, model.ranges, strict=True)):
-        h = _convolution(graph, f"conv{i}", conv, h, step)
-        if i != last:
-            h = graph.node("Relu", [h], f"conv{i}.relu")
+    for i, (conv, observed) in enumerate(zip(model.convs[:-1], model.ranges, strict=True)):
+        h = graph.node("Relu", [_convolution(graph, f"conv{i}", conv, h, step)], f"conv{i}.relu")
         step, zero_point = observed.qparams()
         h = graph.requantise(h, f"conv{i}.act", step, zero_point)
+    h = _convolution(graph, f"conv{len(model.ranges)}", model.convs[-1], h, step, float_bias=True)
     detail = graph.node("DepthToSpace", [h], "detail", blocksize=model.scale, mode="CRD")
     graph.node("Add", [detail, _bicubic_branch(graph, model)], "output")
     io = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", 3, dims[0], dims[1]])
@@ -114,7 +118,7 @@ def optimised_op_types(proto: onnx.ModelProto) -> list[str]:
         return [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
 
 
-def integer_convolutions(proto: onnx.ModelProto, expected: int) -> int:
+def integer_convolutions(proto: onnx.ModelProto, expected: int) -> int:  # expected: every conv but the last
     """How many convolutions onnxruntime runs on integer kernels; TrainingError when fewer than ``expected``."""
     types = optimised_op_types(proto)
     integer = sum(t in INTEGER_CONVOLUTIONS for t in types)

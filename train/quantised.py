@@ -4,15 +4,17 @@ A float network quantised after training (onnxruntime's static quantisation of `
 but single pixels moved by up to 43 levels: an activation range set from a few calibration pictures clips strong
 edges, and the network never learned to live with 8-bit steps. Here the network trains with both: every
 convolution sees its weights rounded to int8 per output channel and its output (after the ReLU) rounded to uint8
-levels of a range observed on the training batches, so the weights move to where rounding costs least. The ranges
-follow the batches' peaks (an average of them) for the first half of the run, then freeze, so the second half
-trains against exactly the steps that ship.
+levels of a range observed on the training batches, so the weights move to where rounding costs least. A range is
+the largest value seen in the first half of the run (an activation beyond it would be clipped, and a clipped edge
+is the tens-of-levels error static quantisation showed), then it freezes, so the second half trains against
+exactly the steps that ship.
 
 The network is `repsr-relu`'s inference form (plain 3x3 convolutions, no re-parameterised branches): it starts
-from a trained float checkpoint (`--init-from`, folded here) and fine-tunes. The bicubic branch and the residual
-sum stay float32: they are 1% of the work, and rounding the picture's coarse content to 256 levels twice is what
-costs the most quality. `export.int8_export` writes it as a QDQ ONNX graph whose every body convolution
-onnxruntime fuses into an integer kernel.
+from a trained float checkpoint (`--init-from`, folded here) and fine-tunes. The last convolution (int8 weights
+and input) writes float32: its output is the detail added to the picture, whose range (about +-0.5) in 256 steps
+would move pixels by a level or two everywhere and clip the strongest edges. The bicubic branch and the residual
+sum stay float32 too: together about 7% of the work. `export.int8_export` writes it as a QDQ ONNX graph whose every
+other convolution onnxruntime fuses into an integer kernel.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from .arch import ArchSummary, BicubicUpsample, RepSR, SRNet, register
 
 WEIGHT_LEVELS = 127  # int8 weights, symmetric per output channel (zero point 0), -127..127
 FREEZE_AT = 0.5  # fraction of the run after which the activation ranges stop following the batches
-RANGE_MOMENTUM = 0.02  # how fast an observed range follows the batches' peaks
 
 
 def weight_scales(weight: torch.Tensor) -> torch.Tensor:
@@ -44,25 +45,21 @@ def quantised_weight(weight: torch.Tensor) -> torch.Tensor:
 
 
 class ActivationRange(nn.Module):
-    """A tensor's uint8 quantisation: unsigned (after a ReLU: 0..range, zero point 0) or signed (the last layer's
-    detail: -range..range, zero point 128). The range averages the batches' peaks until frozen."""
+    """A ReLU's output as uint8 (zero point 0): 256 steps from 0 to the largest value seen until frozen."""
 
-    def __init__(self, signed: bool) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.signed = signed
         self.register_buffer("range", torch.zeros(()))
         self.register_buffer("frozen", torch.zeros((), dtype=torch.bool))
 
     def qparams(self) -> tuple[float, int]:
         """(scale, zero point) of the uint8 tensor onnxruntime will hold."""
-        peak = max(float(self.range), 1e-6)
-        return (peak / 127, 128) if self.signed else (peak / 255, 0)
+        return max(float(self.range), 1e-6) / 255, 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and not bool(self.frozen):
             with torch.no_grad():
-                peak = x.abs().amax()
-                self.range.copy_(peak if float(self.range) == 0 else torch.lerp(self.range, peak, RANGE_MOMENTUM))
+                self.range.copy_(torch.maximum(self.range, x.amax()))
         scale, zero = self.qparams()
         return torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 255)
 
@@ -80,7 +77,7 @@ class RepSRInt8(SRNet):
         self.scale, self.channels, self.depth = scale, channels, depth
         widths = [3] + [channels] * (depth + 1) + [3 * scale * scale]
         self.convs = nn.ModuleList(nn.Conv2d(cin, cout, 3, padding=1) for cin, cout in itertools.pairwise(widths))
-        self.ranges = nn.ModuleList(ActivationRange(signed=i == depth + 1) for i in range(depth + 2))
+        self.ranges = nn.ModuleList(ActivationRange() for _ in range(depth + 1))  # every conv's but the last
         self.upsample = BicubicUpsample(scale)
 
     def config(self) -> dict[str, int]:
@@ -99,11 +96,11 @@ class RepSRInt8(SRNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.fake_quantize_per_tensor_affine(x, 1 / 255, 0, 0, 255)  # the input's own 8-bit levels
-        last = len(self.convs) - 1
-        for i, (conv, observed) in enumerate(zip(self.convs, self.ranges, strict=True)):
-            h = F.conv2d(h, quantised_weight(conv.weight), conv.bias, padding=1)
-            h = observed(h if i == last else F.relu(h))
-        return F.pixel_shuffle(h, self.scale) + self.upsample(x)
+        for conv, observed in zip(self.convs[:-1], self.ranges, strict=True):
+            h = observed(F.relu(F.conv2d(h, quantised_weight(conv.weight), conv.bias, padding=1)))
+        last = self.convs[-1]
+        detail = F.conv2d(h, quantised_weight(last.weight), last.bias, padding=1)  # float32 out
+        return F.pixel_shuffle(detail, self.scale) + self.upsample(x)
 
     def training_progress(self, fraction: float) -> None:
         """Called by the trainer after each step: freeze the ranges once ``fraction`` of the run is done."""
