@@ -56,3 +56,25 @@ def test_a_reference_gives_a_score_per_cell_and_defaults_show_six(tmp_path: Path
     assert [label for label, _ in scores] == ["bicubic", "repsr-x2", "photo-x2", "strength 0.25", "strength 0.5",
                                               "strength 0.75"]
     assert all(10 < float(db) < 60 for _, db in scores)
+
+
+def test_shrink_tries_an_original_reduced_and_shows_it_beside(tmp_path: Path) -> None:
+    """--shrink: IMAGE is the original; the cells upscale its bicubic reduction, and the last cell is the
+    original's matching region (at --zoom 2, every pixel twice), each model cell labelled with its Y-PSNR."""
+    hr = photo(80, 96)
+    Image.fromarray(hr).save(tmp_path / "hr.png")
+    said = run("try", str(tmp_path / "hr.png"), "--shrink", "-m", "repsr-x2", "--crop", "16", "--zoom", "2",
+               "-o", str(tmp_path / "g.png"))
+    left, top, w, h = map(int, re.search(r"crop (\d+),(\d+) (\d+)x(\d+)", said).groups())
+    assert [label for label, _ in re.findall(r"^(.+): ([\d.]+) dB \(Y-PSNR\)$", said, re.M)] == ["bicubic",
+                                                                                                 "repsr-x2"]
+    grid = np.asarray(Image.open(tmp_path / "g.png").convert("RGB"))
+    cw, ch = 2 * 2 * w, 2 * 2 * h  # x2 output, shown at zoom 2
+    assert grid.shape == (ch + LABEL_HEIGHT, 3 * (cw + GAP) - GAP, 3)  # bicubic, repsr-x2, original
+    original_cell = grid[:ch, 2 * (cw + GAP):2 * (cw + GAP) + cw]
+    want = np.repeat(np.repeat(hr[2 * top:2 * top + 2 * h, 2 * left:2 * left + 2 * w], 2, axis=0), 2, axis=1)
+    assert np.array_equal(original_cell, want)
+    bad = CliRunner().invoke(app, ["try", str(tmp_path / "hr.png"), "--degrade", "jpeg:50"])
+    assert bad.exit_code == 2 and "--shrink" in bad.output
+    odd = CliRunner().invoke(app, ["try", str(tmp_path / "hr.png"), "--shrink", "--scale", "2.5"])
+    assert odd.exit_code == 2 and "whole number" in odd.output

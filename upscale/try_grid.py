@@ -68,8 +68,17 @@ def cell_for(label: str, model: UpscaleModel | None, picture: Picture, factor: f
     return Cell(label, np.ascontiguousarray(crop), output)
 
 
-def grid(cells: list[Cell], columns: int = 3) -> Image.Image:
-    """The cells in rows of ``columns``, each with its label on a white strip beneath it."""
+def reference_cell(original: np.ndarray, factor: float, box: tuple[int, int, int, int]) -> Cell:
+    """The original's region matching ``box`` (input pixels of its reduction by ``factor``)."""
+    left, top, width, height = (round(v * factor) for v in box)
+    return Cell("original", np.ascontiguousarray(original[top : top + height, left : left + width]), original)
+
+
+def grid(cells: list[Cell], columns: int = 3, zoom: int = 1) -> Image.Image:
+    """The cells in rows of ``columns``, each enlarged ``zoom`` times (nearest neighbour) with its label on a white
+    strip beneath it."""
+    if zoom > 1:
+        cells = [Cell(c.label, np.repeat(np.repeat(c.pixels, zoom, axis=0), zoom, axis=1), c.output) for c in cells]
     ch, cw = cells[0].pixels.shape[:2]
     columns = max(1, min(columns, len(cells)))
     rows = -(-len(cells) // columns)
