@@ -472,3 +472,20 @@ def test_a_node_that_cannot_see_the_local_folders_is_refused_before_any_work(tmp
     assert folders_seen(str(src / "00.png"), str(marker)) == f"does not share the output folder {tmp_path / 'out'}"
     marker.touch()
     assert folders_seen(str(src / "00.png"), str(marker)) is None
+
+
+def test_a_cluster_that_wants_its_token_is_one_line_that_says_so() -> None:
+    """Ray 2.5x's `ray start` turns token authentication on; a driver without the token gets, after a minute of
+    retries, "Failed to connect" with the cause buried in the exception's chain: the line names it."""
+    from upscale.engines.ray_cluster import join_error
+
+    try:
+        try:
+            raise RuntimeError("Failed to connect to GCS. Unauthenticated: RPC error: InvalidAuthToken: missing")
+        except RuntimeError as cause:
+            raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379") from cause
+    except ConnectionError as exc:
+        line = join_error(exc, "10.0.0.1:6379")
+    assert "10.0.0.1:6379" in line and "RAY_AUTH_TOKEN" in line and "\n" not in line
+    plain = join_error(ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379"), "10.0.0.1:6379")
+    assert "Failed to connect" in plain and "TOKEN" not in plain

@@ -13,8 +13,10 @@ visible to every worker (a shared filesystem), or be object-store URIs (`remote`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import tempfile
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -53,6 +55,46 @@ def upscale_files(spec: ModelSpec, jobs: list[Job], options: UpscaleOptions, out
 
     in_fs, out_fs = open_filesystem(uris[0])[0], open_filesystem(uris[1])[0]
     return [run_remote_job(model, in_fs, out_fs, job, options, output) for job in jobs]
+
+
+def join(ray, address: str | None) -> None:
+    """Start or join Ray; a failure is one line (`join_error`). Ray's core prints a warning a second while it
+    retries (an unreachable or token-protected head: for about a minute): held back (unless RAY_LOG_TO_STDERR is
+    set), since the one line says what went wrong."""
+    try:
+        with _held_stderr():
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, include_dashboard=False,
+                     configure_logging=False)
+    except (ValueError, ConnectionError, RuntimeError) as exc:
+        raise UsageError(join_error(exc, address)) from None
+
+
+def join_error(exc: BaseException, address: str | None) -> str:
+    """The one line for a failed `ray.init`, naming the cause Ray buried in its chain where it is the token."""
+    where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+    chain = f"{exc} {exc.__cause__ or ''} {exc.__context__ or ''}"
+    if "InvalidAuthToken" in chain or "Unauthenticated" in chain:
+        return (f"cannot join {where}: it asks for its authentication token (Ray's token authentication): set "
+                "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to the cluster's token (the head's ~/.ray/auth_token)")
+    return f"cannot start or join {where}: {str(exc).strip().splitlines()[-1][:200]}"
+
+
+@contextlib.contextmanager
+def _held_stderr():
+    """File descriptor 2 into a temporary file for the duration (Ray's C++ core writes there directly)."""
+    if os.environ.get("RAY_LOG_TO_STDERR"):
+        yield
+        return
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as held:
+            os.dup2(held.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 def folders_seen(input_file: str, marker: str) -> str | None:
@@ -175,13 +217,7 @@ class RayEngine:
             return
         ray = import_ray()
         if not ray.is_initialized():
-            address = self.ray.address or os.environ.get("RAY_ADDRESS") or None
-            try:
-                ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, include_dashboard=False,
-                         configure_logging=False)
-            except (ValueError, ConnectionError, RuntimeError) as exc:
-                where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-                raise UsageError(f"cannot start or join {where}: {str(exc).strip().splitlines()[-1][:200]}") from None
+            join(ray, self.ray.address or os.environ.get("RAY_ADDRESS") or None)
         if self.uris is None:
             self._check_nodes_see_folders(ray, jobs)
         kind = parse_device(self.spec.device)[0]
