@@ -163,3 +163,18 @@ def test_the_bicubic_baseline_is_upscale_evals_score(tmp_path: Path) -> None:
     val = data_folder(tmp_path / "val")
     cfg = TrainConfig(data=[str(val)], val=[str(val)], scale=2)
     assert bicubic_baseline(cfg) == mean_psnr(summarise(evaluate([val], 2, bicubic_upscaler(2))))
+
+
+def test_ctrl_c_says_how_to_continue_not_that_something_broke(tmp_path: Path, monkeypatch) -> None:
+    """An interrupt (Ctrl-C, or SIGTERM, raised as one) is exit 130 with the way to continue: not reported as an
+    unexpected error (typer's Exit is not click's, and the error boundary took it for a bug)."""
+    from upscale.train import cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "train", interrupted)
+    result = CliRunner().invoke(app, ["--data", str(data_folder(tmp_path / "d")), "--out", str(tmp_path / "run"),
+                                      *RUN])
+    assert result.exit_code == 130, result.output
+    assert "--resume" in result.output and "unexpected" not in result.output

@@ -91,8 +91,8 @@ def error_boundary() -> Iterator[None]:
     except UpscaleError as exc:
         error(f"{exc}")
         raise typer.Exit(1) from None
-    except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
-        raise
+    except (typer.Exit, click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+        raise  # an exit the command chose (typer's Exit is not click's since typer 0.2x)
     except Exception as exc:
         if debugging():
             raise
