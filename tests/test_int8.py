@@ -16,7 +16,7 @@ from upscale.export.cli import app as export_app  # noqa: E402
 from upscale.export.int8_export import integer_convolutions, optimised_op_types  # noqa: E402
 from upscale.export.onnx_export import to_onnx  # noqa: E402
 from upscale.train.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
-from upscale.train.quantised import FREEZE_AT, RepSRInt8  # noqa: E402
+from upscale.train.quantised import FREEZE_AT, RANGE_HEADROOM, RepSRInt8  # noqa: E402
 from upscale.train.trainer import train  # noqa: E402
 
 from upscale import load_model, precision  # noqa: E402
@@ -65,8 +65,11 @@ def test_fine_tuning_starts_from_the_float_twin_and_freezes_its_ranges(int8_run,
     fresh(x * 0.5)
     assert float(fresh.ranges[0].range) == grown  # a smaller batch does not shrink it
     fresh.training_progress(FREEZE_AT)
+    frozen = float(fresh.ranges[0].range)
+    assert frozen == pytest.approx(grown * RANGE_HEADROOM)  # headroom for pictures unlike the patches
     fresh(x * 2)
-    assert float(fresh.ranges[0].range) == grown
+    fresh.training_progress(1.0)
+    assert float(fresh.ranges[0].range) == frozen
 
 
 def test_export_folds_every_convolution_into_an_integer_kernel(int8_run, tmp_path: Path) -> None:

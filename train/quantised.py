@@ -29,6 +29,7 @@ from .arch import ArchSummary, BicubicUpsample, RepSR, SRNet, register
 
 WEIGHT_LEVELS = 127  # int8 weights, symmetric per output channel (zero point 0), -127..127
 FREEZE_AT = 0.5  # fraction of the run after which the activation ranges stop following the batches
+RANGE_HEADROOM = 1.25  # a frozen range covers this much more than the training patches showed
 
 
 def weight_scales(weight: torch.Tensor) -> torch.Tensor:
@@ -106,7 +107,9 @@ class RepSRInt8(SRNet):
         """Called by the trainer after each step: freeze the ranges once ``fraction`` of the run is done."""
         if fraction >= FREEZE_AT:
             for observed in self.ranges:
-                observed.frozen.fill_(True)
+                if not bool(observed.frozen):  # pictures unlike the patches (screenshots, line art) reach further
+                    observed.range.mul_(RANGE_HEADROOM)
+                    observed.frozen.fill_(True)
 
     @torch.no_grad()
     def adopt(self, float_model: SRNet) -> int:

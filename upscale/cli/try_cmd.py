@@ -15,9 +15,10 @@ from ..degrade import SPEC_HELP, apply_spec, image_seed, parse_spec
 from ..engines import ModelSpec
 from ..errors import UsageError
 from ..images import Picture
+from ..precision import choose as choose_precision
 from ..terminal import error_boundary, note, out
 from ..try_grid import Cell, cell_for, detailed_box, grid, reference_cell, score
-from .common import DeviceOption
+from .common import DeviceOption, PrecisionChoice, PrecisionOption
 
 
 def try_command(
@@ -38,6 +39,7 @@ def try_command(
     zoom: Annotated[int, typer.Option("--zoom", min=1, max=8, help="Show each cell enlarged N times (nearest "
                                       "neighbour: the pixels stay visible).")] = 1,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = PrecisionChoice.auto,
 ) -> None:
     """Show one picture's most detailed region through bicubic and each model or strength, side by side at 1:1:
     each cell is what `upscale image` writes there."""
@@ -59,7 +61,8 @@ def try_command(
         note(f"crop {box[0]},{box[1]} {box[2]}x{box[3]} (input pixels) at x{scale:g}")
         cells = [cell_for("bicubic", None, picture, scale, box)]
         for name in models:
-            cells.append(cell_for(name, ModelSpec(name, device, None, scale).load(), picture, scale, box))
+            chosen = choose_precision(name, precision.value, device)  # as `upscale image` would run it
+            cells.append(cell_for(chosen, ModelSpec(chosen, device, None, scale).load(), picture, scale, box))
         for s in strengths:
             loaded = ModelSpec("auto", device, None, scale, s).load()
             cells.append(cell_for(f"strength {s:g}", loaded, picture, scale, box))
