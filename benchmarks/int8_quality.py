@@ -71,12 +71,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folders", type=Path, nargs="*")
     parser.add_argument("--model", default="fast-x2", help="the float model; its int8 twin is MODEL-int8")
+    parser.add_argument("--int8", help="the int8 model (default: the bundled MODEL-int8); a file to try one")
     parser.add_argument("--own", type=int, default=0, help="also N photographs of your own at 481x321")
     parser.add_argument("--degrade", action="append", help="input kinds (default: clean and jpeg:75)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     float_model = load_model(args.model, "cpu")
-    int8_model = load_model(f"{args.model}-int8", "cpu")
+    int8_model = load_model(args.int8 or f"{args.model}-int8", "cpu")
     scale = float_model.scale
     with tempfile.TemporaryDirectory() as tmp:
         folders = list(args.folders) + ([own_pictures(Path(tmp) / "own-481x321", args.own)] if args.own else [])

@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from upscale import community
+from upscale.catalogue import CATALOGUE
 from upscale.cli.app import app
 
 WEIGHTS = b"pretend these are weights" * 100
@@ -88,4 +89,4 @@ def test_upscale_models_fits_80_columns_a_line_or_two_per_model() -> None:
     lines = listing.stdout.splitlines()
     assert listing.returncode == 0 and all(len(line) <= 80 for line in lines)
     rows = [line for line in lines if line.startswith("│ ") and not line.startswith("│  ")]
-    assert len(rows) == 10 + len(community.COMMUNITY) and len(lines) <= 40, listing.stdout
+    assert len(rows) == len(CATALOGUE) + len(community.COMMUNITY) and len(lines) <= 42, listing.stdout

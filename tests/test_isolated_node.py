@@ -69,6 +69,8 @@ def cluster(s3, tmp_path_factory: pytest.TempPathFactory):  # noqa: F811 - the i
     _need(shutil.which("unshare") is not None, "needs unshare (util-linux)")
     _need(RAY.is_file(), f"no ray command beside {sys.executable}")
     _need(importlib.util.find_spec("spandrel") is not None, "needs spandrel (the .pth conversion)")
+    if ray.is_initialized():  # an earlier test's local Ray: the engine would run there, not on this cluster
+        ray.shutdown()
     private = tmp_path_factory.mktemp("isolated") / "private"
     private.mkdir()
     port = _free_port()

@@ -29,7 +29,6 @@ from .arch import ArchSummary, BicubicUpsample, RepSR, SRNet, register
 
 WEIGHT_LEVELS = 127  # int8 weights, symmetric per output channel (zero point 0), -127..127
 FREEZE_AT = 0.5  # fraction of the run after which the activation ranges stop following the batches
-RANGE_HEADROOM = 1.25  # a frozen range covers this much more than the training patches showed
 
 
 def weight_scales(weight: torch.Tensor) -> torch.Tensor:
@@ -73,20 +72,26 @@ class RepSRInt8(SRNet):
     float_twin = "repsr-relu"
     quantised = True
 
-    def __init__(self, scale: int, channels: int = 16, depth: int = 12) -> None:
+    def __init__(self, scale: int, channels: int = 16, depth: int = 12, headroom: int = 0) -> None:
         super().__init__()
         self.scale, self.channels, self.depth = scale, channels, depth
+        self.headroom = headroom  # percent added to each range when it freezes
         widths = [3] + [channels] * (depth + 1) + [3 * scale * scale]
         self.convs = nn.ModuleList(nn.Conv2d(cin, cout, 3, padding=1) for cin, cout in itertools.pairwise(widths))
         self.ranges = nn.ModuleList(ActivationRange() for _ in range(depth + 1))  # every conv's but the last
         self.upsample = BicubicUpsample(scale)
 
     def config(self) -> dict[str, int]:
-        return {"channels": self.channels, "depth": self.depth}
+        return {"channels": self.channels, "depth": self.depth, "headroom": self.headroom}
 
     @property
     def receptive_field(self) -> int:
         return max(self.depth + 2, 2)
+
+    @property
+    def ranges_frozen(self) -> bool:
+        """Whether the network computes what it will ship as (the trainer keeps a best checkpoint only then)."""
+        return all(bool(observed.frozen) for observed in self.ranges)
 
     def describe(self) -> ArchSummary:
         """As `SRNet.describe`, counting the convolutions the functional forward hides from module hooks."""
@@ -107,8 +112,8 @@ class RepSRInt8(SRNet):
         """Called by the trainer after each step: freeze the ranges once ``fraction`` of the run is done."""
         if fraction >= FREEZE_AT:
             for observed in self.ranges:
-                if not bool(observed.frozen):  # pictures unlike the patches (screenshots, line art) reach further
-                    observed.range.mul_(RANGE_HEADROOM)
+                if not bool(observed.frozen):  # headroom: for pictures unlike the patches (screenshots)
+                    observed.range.mul_(1 + self.headroom / 100)
                     observed.frozen.fill_(True)
 
     @torch.no_grad()

@@ -265,7 +265,8 @@ def _validate_and_keep_best(run: Run, done: int, metrics_path: Path, progress) -
     psnr = mean_psnr(result)
     record = {"event": "val", "step": done, "val": result, "psnr": psnr}
     log_line(metrics_path, record)
-    if psnr > run.best:
+    final_form = getattr(run.model, "ranges_frozen", True)  # an int8 network before its ranges freeze is not it
+    if psnr > run.best and final_form:
         run.best = psnr
         save_checkpoint(Path(run.cfg.out) / "best.pt", run.state(done))
     if progress:

@@ -69,11 +69,16 @@ def _gpu_may_run(device: str) -> bool:
     return any(unusable_reason(kind) is None for kind in auto_order())
 
 
-def choose(model: str | None, precision: str, device: str) -> str | None:
+def choose(model: str | None, precision: str, device: str, blend: bool = False) -> str | None:
     """The model the run loads: ``model`` itself, or its int8 twin where ``precision`` asks or ``auto`` finds
-    int8 worth it. ``--precision int8`` for a model without a twin is a UsageError naming those with one."""
+    int8 worth it. ``--precision int8`` for a model without a twin is a UsageError naming those with one. A
+    ``blend`` (``--strength``) mixes float weights: ``model`` stays as named."""
     if precision not in PRECISIONS:
         raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if blend:
+        if precision == "int8":
+            raise UsageError("--precision int8 and --strength: a blend mixes float32 weights (no int8 form)")
+        return model
     if precision == "fp32" or model is None:
         if precision == "int8":
             raise UsageError(f"--precision int8 needs a model with an int8 twin: {', '.join(with_twins())}")

@@ -147,7 +147,7 @@ def dir_command(
             os.environ["AWS_ENDPOINT_URL"] = endpoint_url
         output = OutputOptions(fmt, quality, png_compression, suffix, overwrite, recursive, max_pixels, max_memory,
                                metadata.value)
-        model = choose_precision(model, precision.value, device)
+        model = choose_precision(model, precision.value, device, blend=strength is not None)
         if dry_run:
             _print_preview(input_dir, output_dir, model, device, options, output, strength, threads)
             return

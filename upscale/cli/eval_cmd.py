@@ -57,7 +57,7 @@ def eval_command(
         if model == "bicubic":
             upscaler, label = bicubic_upscaler(scale), "bicubic (MATLAB imresize)"
         else:
-            model = choose_precision(model, precision.value, device)
+            model = choose_precision(model, precision.value, device, blend=strength is not None)
             loaded = open_model(model, device, threads, factor=scale, strength=strength)
             upscaler, label = model_upscaler(loaded, scale, tile), model_label(loaded)
             if loaded.scale != scale:  # allowed (it is what `upscale dir --scale` does), but not the model's own score

@@ -86,7 +86,7 @@ def image_command(
         require(fmt)
         options = upscale_options(scale, tile, batch_size, width, height, long_side, fit)
         size, _, deep = probe_header(input_file)
-        model = choose_precision(model or "auto", precision.value, device)
+        model = choose_precision(model or "auto", precision.value, device, blend=strength is not None)
         loaded = open_model(model, device, threads, quiet, scale, strength)
         output = OutputOptions(quality=quality, png_compression=png_compression, overwrite=True,
                                max_memory=max_memory, metadata=metadata.value)
