@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -80,8 +81,12 @@ def cluster(s3, tmp_path_factory: pytest.TempPathFactory):  # noqa: F811 - the i
     # cluster runs without it (a real one: the driver holds the cluster's token, RAY_AUTH_TOKEN)
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     started = time.perf_counter()
+    # its own temporary folder (short: Ray's socket paths must fit 107 bytes): `ray start --head` records the
+    # cluster's address there, and every later `ray.init()` of this machine would try to join it once it is gone
+    temp = tempfile.mkdtemp(prefix="ray-iso-", dir="/tmp")
     head = subprocess.Popen([str(RAY), "start", "--head", f"--port={port}", "--num-cpus=0", "--block",
-                             "--include-dashboard=false", "--disable-usage-stats"], start_new_session=True, env=env,
+                             f"--temp-dir={temp}", "--include-dashboard=false", "--disable-usage-stats"],
+                            start_new_session=True, env=env,
                             stdout=(logs / "head.log").open("wb"), stderr=subprocess.STDOUT)
     node = subprocess.Popen(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c",
@@ -97,6 +102,7 @@ def cluster(s3, tmp_path_factory: pytest.TempPathFactory):  # noqa: F811 - the i
             ray.shutdown()
         _stop(node)
         _stop(head)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _wait_for_worker(address: str, head: subprocess.Popen, node: subprocess.Popen, logs: Path) -> None:
