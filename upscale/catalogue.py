@@ -22,6 +22,8 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("photo-x4", 4, "photos with JPEG artefacts, noise or blur", kind="photo"),
     Entry("fast-x2", 2, "speed: a third of repsr-x2's work"),
     Entry("fast-x4", 4, "speed: a quarter of repsr-x4's work"),
+    Entry("fast-x2-int8", 2, "fast-x2 in int8, for CPUs (--precision)"),
+    Entry("fast-x4-int8", 4, "fast-x4 in int8, for CPUs (--precision)"),
     Entry("repsr-x2-fast", 2, "an earlier, smaller repsr-x2"),
     Entry("repsr-x2-fp16", 2, "repsr-x2 in float16 (GPUs)"),
     Entry("repsr-x4-fp16", 4, "repsr-x4 in float16 (GPUs)"),
