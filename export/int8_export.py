@@ -76,13 +76,13 @@ def _convolution(graph: _Graph, name: str, conv: torch.nn.Conv2d, source: str, i
     return graph.node("Conv", [source, w, b], f"{name}.out", pads=[1, 1, 1, 1], kernel_shape=[3, 3])
 
 
-def _bicubic_branch(graph: _Graph, model: RepSRInt8) -> str:
-    """The float32 bicubic enlargement of the input: edge padding, grouped 5x5 convolution, pixel shuffle."""
+def _bicubic_phases(graph: _Graph, model: RepSRInt8) -> str:
+    """The float32 bicubic enlargement of the input before its pixel shuffle: edge padding, then a grouped 5x5
+    convolution to the scale x scale phases of each channel."""
     pads = graph.constant("bicubic.pads", np.array([0, 0, 2, 2, 0, 0, 2, 2], np.int64))
     padded = graph.node("Pad", ["input", pads], "bicubic.padded", mode="edge")
     weight = graph.constant("bicubic.weight", model.upsample.conv.weight.detach().numpy().astype(np.float32))
-    phases = graph.node("Conv", [padded, weight], "bicubic.phases", group=3, kernel_shape=[5, 5])
-    return graph.node("DepthToSpace", [phases], "bicubic.out", blocksize=model.scale, mode="CRD")
+    return graph.node("Conv", [padded, weight], "bicubic.phases", group=3, kernel_shape=[5, 5])
 
 
 def to_qdq_onnx(model: RepSRInt8) -> onnx.ModelProto:
@@ -95,8 +95,9 @@ def to_qdq_onnx(model: RepSRInt8) -> onnx.ModelProto:
         step, zero_point = observed.qparams()
         h = graph.requantise(h, f"conv{i}.act", step, zero_point)
     h = _convolution(graph, f"conv{len(model.ranges)}", model.convs[-1], h, step, float_bias=True)
-    detail = graph.node("DepthToSpace", [h], "detail", blocksize=model.scale, mode="CRD")
-    graph.node("Add", [detail, _bicubic_branch(graph, model)], "output")
+    # the pixel shuffle is linear: adding the detail to the bicubic phases first shuffles once, a quarter the sum
+    summed = graph.node("Add", [h, _bicubic_phases(graph, model)], "phases")
+    graph.node("DepthToSpace", [summed], "output", blocksize=model.scale, mode="CRD")
     io = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", 3, dims[0], dims[1]])
           for name, dims in (("input", ("H", "W")), ("output", ("H_out", "W_out")))]
     proto = helper.make_model(helper.make_graph(graph.nodes, "repsr-relu-int8", [io[0]], [io[1]],
