@@ -4,7 +4,8 @@ Ray's multi-node test cluster runs its nodes as processes of one machine that se
 that reads the driver's paths passes there and fails on a real cluster. Here the worker node is started by `ray
 start` inside its own mount namespace (`unshare --mount`), where a tmpfs covers the folder that holds the user's
 model files, the driver's conversion cache and its local pictures: as on another machine, they are not there.
-Pictures come from and go to an S3 server (moto's, on localhost), which every node reaches. Needs root (CI has it).
+Pictures come from and go to an S3 server (moto's, on localhost), which every node reaches. Needs root, or a user
+namespace (as an ordinary user on Debian).
 """
 
 from __future__ import annotations
@@ -45,6 +46,15 @@ def _need(condition: bool, why: str) -> None:
         pytest.skip(why)
 
 
+def _namespaces() -> list[str] | None:
+    """unshare's options for a mount namespace of one's own: none more as root; else a user namespace where this
+    user is root (Debian's kernels allow it), so the tmpfs can be mounted; None where neither works."""
+    if os.geteuid() == 0:
+        return []
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True)
+    return ["--user", "--map-root-user"] if probe.returncode == 0 else None
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -66,8 +76,9 @@ def _stop(process: subprocess.Popen) -> None:
 def cluster(s3, tmp_path_factory: pytest.TempPathFactory):  # noqa: F811 - the imported fixture
     """(address, private folder, seconds the two nodes took to come up): a head with no CPUs (it runs no files)
     and one worker node of one CPU in its own mount namespace, where ``private`` is an empty tmpfs."""
-    _need(os.geteuid() == 0, "needs root for unshare --mount")
     _need(shutil.which("unshare") is not None, "needs unshare (util-linux)")
+    namespaces = _namespaces()
+    _need(namespaces is not None, "needs root, or unprivileged user namespaces, for unshare --mount")
     _need(RAY.is_file(), f"no ray command beside {sys.executable}")
     _need(importlib.util.find_spec("spandrel") is not None, "needs spandrel (the .pth conversion)")
     if ray.is_initialized():  # an earlier test's local Ray: the engine would run there, not on this cluster
@@ -89,7 +100,7 @@ def cluster(s3, tmp_path_factory: pytest.TempPathFactory):  # noqa: F811 - the i
                             start_new_session=True, env=env,
                             stdout=(logs / "head.log").open("wb"), stderr=subprocess.STDOUT)
     node = subprocess.Popen(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+        ["unshare", *namespaces, "--mount", "--propagation", "private", "sh", "-c",
          f'mount -t tmpfs none "{private}" && exec "{RAY}" start --address={address} --num-cpus=1 --block '
          "--disable-usage-stats"],
         start_new_session=True, env=env, stdout=(logs / "node.log").open("wb"), stderr=subprocess.STDOUT)
