@@ -242,3 +242,15 @@ def test_png_headers_read_directly_agree_with_pillow(tmp_path: Path) -> None:
     assert _png_header(tmp_path / "a.jpg") is None and probe_header(tmp_path / "a.jpg") == ((11, 7), "JPEG", False)
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(30))
     assert _png_header(tmp_path / "bad.png") is None  # left to Pillow, which names the problem
+
+
+def test_a_decoder_tripping_on_bad_bytes_is_called_a_damaged_file(tmp_path) -> None:
+    """Pillow's TIFF plugin raises IndexError('index 0 out of range(0)') for a header without a directory: the
+    row says the file is damaged, keeping the decoder's words."""
+    from upscale.decoding import read_image
+    from upscale.errors import ImageError
+
+    path = tmp_path / "scan.tif"
+    path.write_bytes(b"II*\x00broken")
+    with pytest.raises(ImageError, match=r"damaged or unsupported file \(the decoder failed: IndexError"):
+        read_image(path)

@@ -219,7 +219,16 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, IsADirectoryError):
         return "is a directory"
     text = str(exc).split("\n")[0] or type(exc).__name__
-    return text if "truncated" not in text else "file is truncated"
+    if "truncated" in text:
+        return "file is truncated"
+    if isinstance(exc, _DECODER_SLIPS):  # a plugin tripped over bytes it did not expect: say so, keep its words
+        return f"damaged or unsupported file (the decoder failed: {type(exc).__name__}: {text})"
+    return text
+
+
+_DECODER_SLIPS = (IndexError, KeyError, struct.error, ZeroDivisionError, TypeError, AttributeError)
+"""What Pillow's format plugins raise on malformed files where they check nothing (``index 0 out of range(0)`` from
+a TIFF without its directory): not a message a user can act on by itself."""
 
 
 def image_extensions() -> set[str]:
