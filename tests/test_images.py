@@ -254,3 +254,18 @@ def test_a_decoder_tripping_on_bad_bytes_is_called_a_damaged_file(tmp_path) -> N
     path.write_bytes(b"II*\x00broken")
     with pytest.raises(ImageError, match=r"damaged or unsupported file \(the decoder failed: IndexError"):
         read_image(path)
+
+
+def test_a_damaged_tiff_is_one_line_and_no_stray_library_log(tmp_path) -> None:
+    """tifffile logged "invalid offset to first page" on stderr before the run's own lines: only the row's line is
+    said about the file."""
+    import subprocess
+    import sys
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "scan.tif").write_bytes(b"II*\x00broken")
+    done = subprocess.run([sys.executable, "-m", "upscale", "dir", str(tmp_path / "in"), str(tmp_path / "out"),
+                           "-m", "bicubic-x2"], capture_output=True, text=True)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 1 and "tifffile" not in done.stderr, done.stderr
+    assert [line for line in lines if "scan.tif" in line] == [lines[1]] and lines[0].startswith("model ")

@@ -9,6 +9,7 @@ every sample, which we join. Writing 16-bit colour PNG is simple enough to do he
 from __future__ import annotations
 
 import io
+import logging
 import sys
 from pathlib import Path
 
@@ -16,6 +17,10 @@ import numpy as np
 from PIL import Image
 
 from .png import write_png
+
+# tifffile logs what it finds wrong in a damaged file ("invalid offset to first page") on stderr, a stray line
+# before the run's own: the file's row says it (one line, named), so only its errors stay audible.
+logging.getLogger("tifffile").setLevel(logging.ERROR)
 
 _DEEP_RAWMODES = {f"{m};16{e}" for m in ("RGB", "RGBA", "RGBa", "LA") for e in "BLN"}
 
