@@ -60,19 +60,19 @@ def _convolution(graph: _Graph, name: str, conv: torch.nn.Conv2d, source: str, i
     weight = conv.weight.detach().double()
     scales = weight_scales(weight).double()
     levels = torch.round(weight / scales[:, None, None, None]).clamp(-127, 127).numpy().astype(np.int8)
-    bias_scales = (input_scale * scales).numpy()
-    bias = np.round(conv.bias.detach().double().numpy() / bias_scales).astype(np.int32)
-    zeros = np.zeros(len(scales), np.int8)
     w = graph.node("DequantizeLinear", [graph.constant(f"{name}.weight", levels),
                                         graph.constant(f"{name}.weight_scale", scales.numpy().astype(np.float32)),
-                                        graph.constant(f"{name}.weight_zero", zeros)], f"{name}.weight.dq", axis=0)
+                                        graph.constant(f"{name}.weight_zero", np.zeros(len(scales), np.int8))],
+                   f"{name}.weight.dq", axis=0)
     if float_bias:
         b = graph.constant(f"{name}.bias", conv.bias.detach().numpy().astype(np.float32))
-        return graph.node("Conv", [source, w, b], f"{name}.out", pads=[1, 1, 1, 1], kernel_shape=[3, 3])
-    b = graph.node("DequantizeLinear", [graph.constant(f"{name}.bias", bias),
-                                        graph.constant(f"{name}.bias_scale", bias_scales.astype(np.float32)),
-                                        graph.constant(f"{name}.bias_zero", np.zeros(len(scales), np.int32))],
-                   f"{name}.bias.dq", axis=0)
+    else:
+        bias_scales = (input_scale * scales).numpy()
+        bias = np.round(conv.bias.detach().double().numpy() / bias_scales).astype(np.int32)
+        b = graph.node("DequantizeLinear", [graph.constant(f"{name}.bias", bias),
+                                            graph.constant(f"{name}.bias_scale", bias_scales.astype(np.float32)),
+                                            graph.constant(f"{name}.bias_zero", np.zeros(len(scales), np.int32))],
+                       f"{name}.bias.dq", axis=0)
     return graph.node("Conv", [source, w, b], f"{name}.out", pads=[1, 1, 1, 1], kernel_shape=[3, 3])
 
 

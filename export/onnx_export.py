@@ -107,7 +107,7 @@ def export_checkpoint(checkpoint: Path, output: Path, fp16: bool = False, valida
         fold_error = float((folded(probe) - model(probe)).abs().max())
     if fold_error > 1e-4:
         raise TrainingError(f"{checkpoint}: folding changed the network's output by {fold_error:.2e}")
-    quantised = getattr(folded, "quantised", False)
+    quantised = folded.quantised
     if quantised and fp16:
         raise TrainingError(f"{checkpoint}: an int8 network is written as int8; --fp16 does not apply")
     proto = to_qdq_onnx(folded) if quantised else to_onnx(folded, fp16)

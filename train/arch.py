@@ -68,6 +68,8 @@ class SRNet(nn.Module):
 
     arch_name = "abstract"
     scale: int
+    quantised = False  # trained for int8 inference: exported as a QDQ graph (`export.int8_export`)
+    float_twin: str | None = None  # the architecture whose trained weights `adopt` starts from (--init-from)
 
     def config(self) -> dict[str, int]:
         """Constructor arguments that rebuild this network (stored in checkpoints)."""
@@ -76,6 +78,18 @@ class SRNet(nn.Module):
     @property
     def receptive_field(self) -> int:
         """Radius, in input pixels, of the input region that one output pixel depends on."""
+        raise NotImplementedError
+
+    def training_progress(self, fraction: float) -> None:
+        """Called by the trainer after each step with the share of the run done; plain networks keep no schedule."""
+
+    @property
+    def final_form(self) -> bool:
+        """Whether the network now computes what it will ship as (the trainer keeps a best checkpoint only then)."""
+        return True
+
+    def adopt(self, twin: SRNet) -> int:
+        """Take the weights of a trained ``float_twin``; returns the tensors copied."""
         raise NotImplementedError
 
     def fold(self) -> SRNet:

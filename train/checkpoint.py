@@ -137,7 +137,7 @@ def init_weights(model: SRNet, checkpoint: Path) -> dict[str, int]:
     """Copy every tensor of ``checkpoint`` (EMA weights when present) whose name and shape match; a network
     that is another's trained form (the int8 one of a float twin) adopts the twin's weights instead."""
     state = load_checkpoint(checkpoint)
-    if getattr(model, "float_twin", None) == state["arch"]["name"]:
+    if model.float_twin == state["arch"]["name"]:
         try:
             copied = model.adopt(model_from_checkpoint(state))
         except ValueError as exc:

@@ -89,8 +89,8 @@ class RepSRInt8(SRNet):
         return max(self.depth + 2, 2)
 
     @property
-    def ranges_frozen(self) -> bool:
-        """Whether the network computes what it will ship as (the trainer keeps a best checkpoint only then)."""
+    def final_form(self) -> bool:
+        """Once every range froze: before, the steps are not yet the ones that ship."""
         return all(bool(observed.frozen) for observed in self.ranges)
 
     def describe(self) -> ArchSummary:
@@ -109,7 +109,7 @@ class RepSRInt8(SRNet):
         return F.pixel_shuffle(detail, self.scale) + self.upsample(x)
 
     def training_progress(self, fraction: float) -> None:
-        """Called by the trainer after each step: freeze the ranges once ``fraction`` of the run is done."""
+        """Freeze the ranges once ``fraction`` of the run is done."""
         if fraction >= FREEZE_AT:
             for observed in self.ranges:
                 if not bool(observed.frozen):  # headroom: for pictures unlike the patches (screenshots)

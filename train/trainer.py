@@ -243,8 +243,7 @@ def _step(run: Run, step: int, batch: tuple[torch.Tensor, ...], criterion: SRLos
 def _apply(run: Run, step: int) -> None:
     """The part of a step that changes the weights: optimiser, then EMA (never interrupted halfway, see train)."""
     run.opt.step()
-    if hasattr(run.model, "training_progress"):
-        run.model.training_progress((step + 1) / run.cfg.steps)  # e.g. int8 ranges freeze part way
+    run.model.training_progress((step + 1) / run.cfg.steps)  # e.g. int8 ranges freeze part way
     if run.ema is not None:
         update_ema(run.ema, run.model, run.cfg.ema, step)
 
@@ -265,8 +264,7 @@ def _validate_and_keep_best(run: Run, done: int, metrics_path: Path, progress) -
     psnr = mean_psnr(result)
     record = {"event": "val", "step": done, "val": result, "psnr": psnr}
     log_line(metrics_path, record)
-    final_form = getattr(run.model, "ranges_frozen", True)  # an int8 network before its ranges freeze is not it
-    if psnr > run.best and final_form:
+    if psnr > run.best and run.model.final_form:  # an int8 network before its ranges freeze is not it
         run.best = psnr
         save_checkpoint(Path(run.cfg.out) / "best.pt", run.state(done))
     if progress:

@@ -21,7 +21,7 @@ from . import exif_block, iptc_xmp, xmp_packet
 from .errors import ImageError, first_line
 from .files import Publication, open_atomic, write_atomic
 from .formats import encode_deep_heif
-from .images import DEFAULT_PNG_COMPRESSION, Picture
+from .images import DEFAULT_PNG_COMPRESSION, Picture, as_rgb
 from .photo_metadata import HOLDS, PhotoMetadata, splice_into_jpeg
 from .pixels import uint16_to_uint8
 from .png import write_png
@@ -73,7 +73,7 @@ def encode(picture: Picture, fmt: str, quality: int = 95, png_compression: int =
         return _tiff(picture, carried, notes), notes
     pixels, alpha = _pixels_for(picture, fmt, notes)
     if fmt == "HEIF" and pixels.dtype == np.uint16:
-        colour = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
+        colour = as_rgb(pixels)
         planes = colour if alpha is None else np.concatenate([colour, alpha[..., None]], axis=2)
         return encode_deep_heif(planes, quality, carried.exif, carried.meta.xmp, carried.icc), notes
     buffer = io.BytesIO()

@@ -70,6 +70,11 @@ class Picture:
         return self.pixels.shape[1], self.pixels.shape[0]
 
 
+def as_rgb(pixels: np.ndarray) -> np.ndarray:
+    """HxWx3 pixels from RGB or HxWx1 grey (the grey repeated), for what needs three colour channels."""
+    return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
+
+
 def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     """Turn an HxW[xC] array as EXIF orientation 1..8 says, so it displays upright."""
     ops = {

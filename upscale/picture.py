@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from .contract import TilingKind
-from .images import Picture
+from .images import Picture, as_rgb
 from .model import UpscaleModel
 from .pixels import SAMPLE_PEAKS, from_unit_float, uint16_to_uint8
 from .sizing import SizeRequest, Target, target_for
@@ -139,7 +139,7 @@ def _upscale_group(model: UpscaleModel, pictures: list[Picture], targets: list[T
     reach = math.prod(chain)
     exact = [factor == reach and t.crop is None and t.resize == (p.size[0] * reach, p.size[1] * reach)
              for p, t in zip(pictures, targets, strict=True)]
-    colours = [np.repeat(p.pixels, 3, axis=2) if p.pixels.shape[2] == 1 else p.pixels for p in pictures]
+    colours = [as_rgb(p.pixels) for p in pictures]
     for i, scale in enumerate(chain):
         runner = model.at_scale(scale)  # the model, or its sibling of this scale (`chain_for`)
         # Between passes and before a final resize, keep 16 bits so no precision is lost on the way.

@@ -79,14 +79,12 @@ def choose(model: str | None, precision: str, device: str, blend: bool = False) 
         if precision == "int8":
             raise UsageError("--precision int8 and --strength: a blend mixes float32 weights (no int8 form)")
         return model
-    if precision == "fp32" or model is None:
-        if precision == "int8":
-            raise UsageError(f"--precision int8 needs a model with an int8 twin: {', '.join(with_twins())}")
+    if precision == "fp32":
         return model
-    twin = int8_twin(model)
+    twin = int8_twin(model) if model is not None else None
     if precision == "int8":
         if twin is None:
-            raise UsageError(f"--precision int8: {model} has no int8 twin (models with one: "
+            raise UsageError(f"--precision int8: {model or 'auto'} has no int8 twin (models with one: "
                              f"{', '.join(with_twins()) or 'none'})")
         return twin
     worth_it = twin is not None and not _gpu_may_run(device) and int8_dot_product() is not None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .images import Picture
+from .images import Picture, as_rgb
 from .metrics import y_psnr_ssim
 from .model import UpscaleModel
 from .picture import UpscaleOptions, upscale_picture
@@ -55,7 +55,7 @@ def busiest_window(energy: np.ndarray, side: int) -> tuple[int, int, int, int]:
 def cell_for(label: str, model: UpscaleModel | None, picture: Picture, factor: float,
              box: tuple[int, int, int, int]) -> Cell:
     """One cell: the picture upscaled (by ``model``, or bicubic where None) and the box's region of the output."""
-    colour = picture.pixels if picture.pixels.shape[2] == 3 else np.repeat(picture.pixels, 3, axis=2)
+    colour = as_rgb(picture.pixels)
     if model is None:
         size = (round(picture.size[0] * factor), round(picture.size[1] * factor))
         output = np.asarray(Image.fromarray(colour).resize(size, Image.Resampling.BICUBIC))

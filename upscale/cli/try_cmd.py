@@ -14,7 +14,7 @@ from ..decoding import read_image
 from ..degrade import SPEC_HELP, apply_spec, image_seed, parse_spec
 from ..engines import ModelSpec
 from ..errors import UsageError
-from ..images import Picture
+from ..images import Picture, as_rgb
 from ..precision import choose as choose_precision
 from ..terminal import error_boundary, note, out
 from ..try_grid import Cell, cell_for, detailed_box, grid, reference_cell, score
@@ -84,8 +84,7 @@ def try_command(
 def _reference(path: Path | None) -> np.ndarray | None:
     if path is None:
         return None
-    truth = np.asarray(read_image(path).pixels)
-    return truth if truth.shape[2] == 3 else np.repeat(truth, 3, axis=2)
+    return as_rgb(read_image(path).pixels)
 
 
 def shrunk(image: Path, scale: float, degrade: str | None) -> tuple[Picture, np.ndarray]:
