@@ -22,10 +22,10 @@ from .conftest import photo  # noqa: E402
 TINY = {"channels": 8, "depth": 2}
 
 
-def student_run(weight: float) -> Run:
+def student_run(weight: float, **options) -> Run:
     torch.manual_seed(0)
     model = create_model("repsr", 2, **TINY)
-    cfg = TrainConfig(arch="repsr", arch_options=dict(TINY), distill_weight=weight, warmup=0, grad_clip=0)
+    cfg = TrainConfig(arch="repsr", arch_options=dict(TINY), distill_weight=weight, warmup=0, grad_clip=0, **options)
     return Run(cfg, torch.device("cpu"), 1, 0, model, model, None, torch.optim.SGD(model.parameters(), lr=0.1))
 
 
@@ -64,6 +64,27 @@ def test_the_teachers_term_is_the_distance_to_the_teachers_output_with_its_gradi
     plain = student_run(0.0)
     _step(plain, 10, (lr, hr, teacher), SRLoss(), contextlib.nullcontext())
     assert any(not torch.allclose(a, b) for a, b in zip(got, gradients(plain), strict=True))
+
+
+def test_a_twin_can_learn_the_teacher_alone_by_squared_distance() -> None:
+    """--pixel-weight 0 --distill-loss mse: the int8 twins' loss, the ground truth out of it (swapping HR for
+    anything changes nothing) and large differences to the teacher costing more than small ones."""
+    lr, hr, teacher = batch(2)
+    run = student_run(2.0, pixel_weight=0.0, distill_loss="mse")
+    loss, parts, _ = _step(run, 10, (lr, hr, teacher), SRLoss(), contextlib.nullcontext())
+    got = gradients(run)
+
+    reference = student_run(2.0)
+    sr = reference.model(lr.float() / 255)
+    expected = 2.0 * torch.nn.functional.mse_loss(sr, teacher.float() / 255)
+    expected.backward()
+    assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-6)
+    for a, b in zip(got, gradients(reference), strict=True):
+        torch.testing.assert_close(a, b)
+    other_truth = student_run(2.0, pixel_weight=0.0, distill_loss="mse")
+    _step(other_truth, 10, (lr, teacher, teacher), SRLoss(), contextlib.nullcontext())
+    for a, b in zip(got, gradients(other_truth), strict=True):
+        torch.testing.assert_close(a, b)
 
 
 def test_the_teacher_runs_with_its_ema_weights(tmp_path: Path) -> None:

@@ -145,6 +145,8 @@ def test_distillation_adds_the_teachers_term(tmp_path: Path) -> None:
     assert record["loss"] == pytest.approx(record["pixel"] + 0.5 * record["distill"], rel=1e-5)
     with pytest.raises(TrainingError, match="--distill-weight"):
         train(tiny_config(tmp_path / "no-weight", steps=1, val=[], teacher=cfg.teacher))
+    with pytest.raises(TrainingError, match="--pixel-weight 0 leaves nothing to learn without a --teacher"):
+        train(tiny_config(tmp_path / "nothing", steps=1, val=[], pixel_weight=0.0))
     four = tiny_config(tmp_path / "x4", steps=1, val=[], scale=4, patch=32, teacher=cfg.teacher, distill_weight=1.0)
     with pytest.raises(TrainingError, match="a 2x model, the run is 4x"):
         train(four)

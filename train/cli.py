@@ -57,7 +57,7 @@ Amp = _choices("Amp", AMP_MODES)
 Degradation = _choices("Degradation", DEGRADATIONS)
 
 
-_DEFAULT_AMP, _DEFAULT_LOSS = Amp(_D.amp), Loss(_D.loss)
+_DEFAULT_AMP, _DEFAULT_LOSS, _DEFAULT_DISTILL = Amp(_D.amp), Loss(_D.loss), Loss(_D.distill_loss)
 _DEFAULT_OPTIMIZER, _DEFAULT_DEGRADATION = Optimizer(_D.optimizer), Degradation(_D.degradation)
 
 
@@ -98,6 +98,9 @@ def main_command(
     init_from: Annotated[Path | None, typer.Option(
         "--init-from", help="Start from this checkpoint's weights where shapes match (e.g. 4x from 2x).")] = None,
     loss: Annotated[Loss, typer.Option("--loss", help="Pixel loss.")] = _DEFAULT_LOSS,
+    pixel_weight: Annotated[float, typer.Option(
+        "--pixel-weight", min=0.0, help="Weight of the loss against the ground truth; 0 with --teacher: learn the "
+        "teacher alone (a twin that must match it pixel for pixel).")] = _D.pixel_weight,
     fft_weight: Annotated[float, typer.Option("--fft-weight")] = _D.fft_weight,
     perceptual_weight: Annotated[float, typer.Option("--perceptual-weight",
                                                      help="VGG19 feature loss weight.")] = _D.perceptual_weight,
@@ -106,7 +109,9 @@ def main_command(
         "--teacher", help="Distil: a checkpoint (e.g. the default model's) whose outputs the network also learns.")
     ] = None,
     distill_weight: Annotated[float, typer.Option(
-        "--distill-weight", min=0.0, help="Weight of the L1 distance to the teacher's output.")] = _D.distill_weight,
+        "--distill-weight", min=0.0, help="Weight of the distance to the teacher's output.")] = _D.distill_weight,
+    distill_loss: Annotated[Loss, typer.Option(
+        "--distill-loss", help="Distance to the teacher: mse makes large differences cost more.")] = _DEFAULT_DISTILL,
     val_every: Annotated[int, typer.Option("--val-every", min=1)] = _D.val_every,
     log_every: Annotated[int, typer.Option("--log-every", min=1)] = _D.log_every,
     save_every: Annotated[int, typer.Option("--save-every", min=1)] = _D.save_every,

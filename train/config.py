@@ -45,8 +45,10 @@ class TrainConfig:
     fft_weight: float = 0.0
     perceptual_weight: float = 0.0
     vgg_weights: str | None = None
+    pixel_weight: float = 1.0  # weight of the loss against the ground truth (0: learn the teacher alone)
     teacher: str | None = None  # checkpoint of a stronger model whose outputs the network also learns from
-    distill_weight: float = 0.0  # weight of the L1 distance to the teacher's output (0 with no teacher)
+    distill_weight: float = 0.0  # weight of the distance to the teacher's output (0 with no teacher)
+    distill_loss: str = "l1"  # l1, or mse: large differences to the teacher cost more (an int8 twin's tails)
     # --- run ---
     out: str = "runs/default"
     seed: int = 0

@@ -229,8 +229,10 @@ def _step(run: Run, step: int, batch: tuple[torch.Tensor, ...], criterion: SRLos
     with autocast:
         sr = run.net(lr_batch)
     loss, parts = criterion(sr.float(), hr_batch)
+    loss = run.cfg.pixel_weight * loss
     if teacher:
-        distill = torch.nn.functional.l1_loss(sr.float(), teacher[0])
+        distance = torch.nn.functional.mse_loss if run.cfg.distill_loss == "mse" else torch.nn.functional.l1_loss
+        distill = distance(sr.float(), teacher[0])
         loss = loss + run.cfg.distill_weight * distill
         parts["distill"] = float(distill.detach())
     run.opt.zero_grad(set_to_none=True)
@@ -275,6 +277,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, state: dict | N
     """Run (or continue) training; returns the last metrics record. ``progress(record)`` is called
     after each log/validation event (the CLI draws its progress line from it). ``state``: the checkpoint to
     resume from, when the caller has read it already (the CLI does, for its settings): read once."""
+    if cfg.pixel_weight <= 0 and not cfg.teacher:
+        raise TrainingError("--pixel-weight 0 leaves nothing to learn without a --teacher")
     run = _set_up(cfg, resume, state)
     for spec in cfg.val_degrade:
         try:
