@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 torch = pytest.importorskip("torch")
 
 from upscale.export.cli import app as export_app  # noqa: E402
-from upscale.export.int8_export import integer_convolutions, optimised_op_types  # noqa: E402
+from upscale.export.int8_export import integer_convolutions, optimised_op_types, to_qdq_onnx  # noqa: E402
 from upscale.export.onnx_export import to_onnx  # noqa: E402
 from upscale.train.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
 from upscale.train.quantised import FREEZE_AT, RepSRInt8  # noqa: E402
@@ -86,8 +86,13 @@ def test_export_folds_every_convolution_into_an_integer_kernel(int8_run, tmp_pat
     types = optimised_op_types(onnx.load(str(out)))
     assert types.count("QLinearConv") + types.count("NhwcQLinearConv") == SHAPE["depth"] + 1
     assert types.count("Conv") == 2  # the last (float32 out: the detail) and the bicubic branch, nothing else
-    weights = [t for t in onnx.load(str(out)).graph.initializer if t.name.endswith(".weight") and "conv" in t.name]
-    assert weights and all(t.data_type == onnx.TensorProto.INT8 for t in weights)
+    weights = {t.name: t for t in onnx.load(str(out)).graph.initializer if t.name.endswith(".weight")}
+    last = f"conv{SHAPE['depth'] + 1}.weight"
+    assert all(weights[f"conv{i}.weight"].data_type == onnx.TensorProto.INT8 for i in range(SHAPE["depth"] + 1))
+    # the last, float32 in the file (onnxruntime's blocked float kernel), holds int8 levels times their steps
+    values = onnx.numpy_helper.to_array(weights[last])
+    steps = np.abs(values).max(axis=(1, 2, 3), keepdims=True) / 127
+    assert values.dtype == np.float32 and np.abs(values / steps - np.round(values / steps)).max() < 1e-3
 
     # the engine runs it like any model: tiled equals whole (the 0/255 seam guarantee), close to PyTorch
     model = load_model(out, "cpu")
@@ -100,6 +105,25 @@ def test_export_folds_every_convolution_into_an_integer_kernel(int8_run, tmp_pat
     with torch.no_grad():
         want = reference(torch.from_numpy(image.transpose(2, 0, 1)[None]))[0].numpy().transpose(1, 2, 0)
     assert np.abs(np.round(np.clip(want, 0, 1) * 255) - np.round(whole * 255)).max() <= 8
+
+
+def test_the_shuffle_is_exactly_depth_to_space(int8_run) -> None:
+    """The int8 graph's pixel shuffle (a one-hot ConvTranspose, faster on the CPU) gives DepthToSpace's numbers,
+    bit for bit."""
+    import onnx
+    import onnxruntime as ort
+
+    proto = to_qdq_onnx(model_from_checkpoint(load_checkpoint(int8_run[1])).fold())
+    plain = onnx.ModelProto()
+    plain.CopyFrom(proto)
+    shuffle = next(n for n in plain.graph.node if n.op_type == "ConvTranspose")
+    shuffle.op_type, shuffle.input[:] = "DepthToSpace", shuffle.input[:1]
+    del shuffle.attribute[:]
+    shuffle.attribute.extend([onnx.helper.make_attribute("blocksize", 2), onnx.helper.make_attribute("mode", "CRD")])
+    x = np.round(np.random.default_rng(5).random((2, 3, 19, 23), dtype=np.float32) * 255) / 255
+    got, want = (ort.InferenceSession(p.SerializeToString(), providers=["CPUExecutionProvider"])
+                 .run(None, {"input": x})[0] for p in (proto, plain))
+    assert got.shape == (2, 3, 38, 46) and np.array_equal(got, want)
 
 
 def test_a_graph_left_in_float_is_refused(int8_run) -> None:
