@@ -6,7 +6,8 @@ Prints the CPU and its int8 dot-product instructions, then:
 
 - compute: output megapixels per second of ``MODEL`` and ``MODEL-int8`` through the engine's own model object
   (`upscale.load_model`: its sessions and threads) on a batch of two 408x408 windows, the engine's usual batch;
-  best of five runs, the two taking turns;
+  best of five batches in each of ``--rounds`` rounds, the two taking turns; the ratio of the bests and each
+  round's ratio (how much the machine's load moved it);
 - end to end: `upscale dir` with ``--precision fp32`` and ``--precision int8`` (PNG level 1, fresh processes),
   and the simple onnxruntime loop a user writes (`simple_ort_loop.py`: one session, whole images, Pillow, PNG level
   1) with the float32 model, taking turns in each repeat; median seconds and ratios. The photos are 0.5 to 2 MP
@@ -47,8 +48,8 @@ def photos(folder: Path, count: int) -> Path:
     return folder
 
 
-def compute_mp_s(model_name: str, repeats: int = 5) -> float:
-    model = load_model(model_name, "cpu")
+def compute_mp_s(model, repeats: int = 5) -> float:
+    """Output megapixels per second of ``model`` (an engine model object): best of ``repeats`` batches."""
     batch = np.random.default_rng(0).random((2, 3, 408, 408), dtype=np.float32)
     model(batch)
     best = min(timed(lambda: model(batch)) for _ in range(repeats))
@@ -68,18 +69,22 @@ def main() -> None:
     parser.add_argument("--model", default="fast-x2")
     parser.add_argument("--images", type=Path, help="a folder of photos (default: generated, 0.5-2 MP)")
     parser.add_argument("--count", type=int, default=12)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="end-to-end runs of each command")
+    parser.add_argument("--rounds", type=int, default=5, help="compute rounds, the two models taking turns")
     args = parser.parse_args()
     twin = f"{args.model}-int8"
     result: dict = {"cpu": cpu_name(), "int8_dot_product": int8_dot_product() or "none", "model": args.model}
 
-    speeds: dict[str, list[float]] = {args.model: [], twin: []}
-    for _ in range(2):
-        for name in speeds:
-            speeds[name].append(compute_mp_s(name))
+    models = {name: load_model(name, "cpu") for name in (args.model, twin)}
+    speeds: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(args.rounds):  # taking turns: the machine's load moves both alike
+        for name, model in models.items():
+            speeds[name].append(compute_mp_s(model))
     best = {name: max(v) for name, v in speeds.items()}
+    ratios = [q / f for f, q in zip(speeds[args.model], speeds[twin], strict=True)]
     result["compute_mp_s"] = {name: round(v, 2) for name, v in best.items()}
     result["compute_ratio"] = round(best[twin] / best[args.model], 2)
+    result["compute_ratio_per_round"] = [round(r, 2) for r in ratios]
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.images or photos(Path(tmp) / "photos", args.count)

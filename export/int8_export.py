@@ -4,14 +4,16 @@ The graph is written node by node rather than traced: what onnxruntime fuses is 
 fake-quantisation leaves the weights as float constants behind a QuantizeLinear. Here each body convolution is
 ``DequantizeLinear(int8 weight, per channel) -> Conv (int32 bias) [-> Relu] -> QuantizeLinear(uint8) ->
 DequantizeLinear``, which onnxruntime folds into one QLinearConv (a ReLU before a zero-point-0 quantisation is
-dropped as redundant); the input is quantised at its own 8-bit levels. The last convolution writes float32, so it
-runs as a float convolution: its int8 weights are written already multiplied by their steps (the same numbers),
-because behind a DequantizeLinear onnxruntime would not give it its blocked-layout float kernel (a tenth of the
-graph's time). The bicubic branch and the residual sum are float32 too, and the pixel shuffle is a ConvTranspose
-with one-hot 2x2 weights: exact on the CPU (a product by 1 plus products by 0) and twice as fast as onnxruntime's
-DepthToSpace; the float graphs keep DepthToSpace, since a GPU may run a ConvTranspose in TF32 and round.
-`integer_convolutions` checks the folded graph: a model whose convolutions stayed float between Q/DQ pairs would
-be slower than float32, so it is refused, not shipped.
+dropped as redundant). The first and the last convolutions run in float32 on the same numbers (their int8 weights
+already multiplied by their steps): the first reads the 3-channel picture, too narrow for the integer kernel to
+gain (float32 there made the graph 2-7% faster), and the last writes float32; behind a DequantizeLinear
+onnxruntime would not give them its blocked-layout float kernel, and ahead of a QuantizeLinear it would quantise
+float weights its own way. The first reads the float32 input as it is (PyTorch rounds it to 8-bit levels first:
+the same numbers for 8-bit pictures). The bicubic branch and the residual sum are float32 too, and the pixel
+shuffle is a ConvTranspose with one-hot weights: exact on the CPU (a product by 1 plus products by 0) and twice as
+fast as onnxruntime's DepthToSpace; the float graphs keep DepthToSpace, since a GPU may run a ConvTranspose in
+TF32 and round. `integer_convolutions` checks the folded graph: a model whose convolutions stayed float between
+Q/DQ pairs would be slower than float32, so it is refused, not shipped.
 """
 
 from __future__ import annotations
@@ -59,11 +61,11 @@ class _Graph:
 
 
 def _convolution(graph: _Graph, name: str, conv: torch.nn.Conv2d, source: str, input_scale: float,
-                 float_out: bool = False) -> str:
+                 in_float: bool = False) -> str:
     """An int8-weight convolution reading a tensor of step ``input_scale``, its bias in int32 as onnxruntime's
-    integer kernel wants. ``float_out`` (the last convolution, which writes float32): the weights as the fake
-    quantisation computed them (int8 levels times their steps, in float32), the bias in float32."""
-    if float_out:
+    integer kernel wants. ``in_float`` (the first and last): the weights as the fake quantisation computed them
+    (int8 levels times their steps, in float32), the bias in float32, for a float kernel."""
+    if in_float:
         w = graph.constant(f"{name}.weight", quantised_weight(conv.weight.detach()).numpy().astype(np.float32))
         b = graph.constant(f"{name}.bias", conv.bias.detach().numpy().astype(np.float32))
         return graph.node("Conv", [source, w, b], f"{name}.out", pads=[1, 1, 1, 1], kernel_shape=[3, 3])
@@ -104,13 +106,12 @@ def one_hot_shuffle(scale: int, channels: int = 3) -> np.ndarray:
 def to_qdq_onnx(model: RepSRInt8) -> onnx.ModelProto:
     """The int8 network as a QDQ graph with dynamic batch, height and width."""
     graph = _Graph()
-    h = graph.requantise("input", "input", 1 / 255, 0)
-    step = 1 / 255
+    h, step = "input", 1 / 255
     for i, (conv, observed) in enumerate(zip(model.convs[:-1], model.ranges, strict=True)):
-        h = graph.node("Relu", [_convolution(graph, f"conv{i}", conv, h, step)], f"conv{i}.relu")
+        h = graph.node("Relu", [_convolution(graph, f"conv{i}", conv, h, step, in_float=i == 0)], f"conv{i}.relu")
         step, zero_point = observed.qparams()
         h = graph.requantise(h, f"conv{i}.act", step, zero_point)
-    h = _convolution(graph, f"conv{len(model.ranges)}", model.convs[-1], h, step, float_out=True)
+    h = _convolution(graph, f"conv{len(model.ranges)}", model.convs[-1], h, step, in_float=True)
     # the pixel shuffle is linear: adding the detail to the bicubic phases first shuffles once, a quarter the sum
     summed = graph.node("Add", [h, _bicubic_phases(graph, model)], "phases")
     shuffle = graph.constant("shuffle.weight", one_hot_shuffle(model.scale))
@@ -136,7 +137,12 @@ def optimised_op_types(proto: onnx.ModelProto) -> list[str]:
         return [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
 
 
-def integer_convolutions(proto: onnx.ModelProto, expected: int) -> int:  # expected: every conv but the last
+def integer_layers(model: RepSRInt8) -> int:
+    """How many of the network's convolutions the graph runs on integer kernels: all but the first and last."""
+    return len(model.convs) - 2
+
+
+def integer_convolutions(proto: onnx.ModelProto, expected: int) -> int:
     """How many convolutions onnxruntime runs on integer kernels; TrainingError when fewer than ``expected``."""
     types = optimised_op_types(proto)
     integer = sum(t in INTEGER_CONVOLUTIONS for t in types)

@@ -36,7 +36,7 @@ from .graph import (
     parity_inputs,
     strip_node_metadata,
 )
-from .int8_export import INT8_MAX_LEVELS, int8_parity, integer_convolutions, to_qdq_onnx
+from .int8_export import INT8_MAX_LEVELS, int8_parity, integer_convolutions, integer_layers, to_qdq_onnx
 from .metadata import attach_metadata
 
 
@@ -81,13 +81,13 @@ def parity(model_proto: onnx.ModelProto, reference: SRNet, fp16: bool) -> float:
 def _write_int8(proto: onnx.ModelProto, model: RepSRInt8, output: Path, summary: ArchSummary) -> ExportSummary:
     """An int8 graph is written only when onnxruntime runs all its convolutions on integer kernels and agrees
     with the network's fake-quantised PyTorch form (`int8_export`)."""
-    integer = integer_convolutions(proto, len(model.convs) - 1)  # the last writes float32
+    integer = integer_convolutions(proto, integer_layers(model))
     max_levels, p999 = int8_parity(proto, model)
     write_atomic(output, proto.SerializeToString())
     return ExportSummary(output, summary.name, summary.scale, summary.params, summary.macs_per_output_pixel,
                          summary.receptive_field, output.stat().st_size, float(max_levels), INT8_MAX_LEVELS, False,
                          parity_levels=f"max {max_levels} levels, 99.9th percentile {p999:g}",
-                         dtype=f"int8: {integer} integer convolutions; float32 input, output and bicubic branch")
+                         dtype=f"int8: {integer} integer convolutions; float32 first and last ones, bicubic branch")
 
 
 def export_checkpoint(checkpoint: Path, output: Path, fp16: bool = False, validation: str = "",

@@ -84,15 +84,15 @@ def test_export_folds_every_convolution_into_an_integer_kernel(int8_run, tmp_pat
     import onnx
 
     types = optimised_op_types(onnx.load(str(out)))
-    assert types.count("QLinearConv") + types.count("NhwcQLinearConv") == SHAPE["depth"] + 1
-    assert types.count("Conv") == 2  # the last (float32 out: the detail) and the bicubic branch, nothing else
+    assert types.count("QLinearConv") + types.count("NhwcQLinearConv") == SHAPE["depth"]
+    assert types.count("Conv") == 3  # the first (3 channels in), the last (float32 out) and the bicubic branch
     weights = {t.name: t for t in onnx.load(str(out)).graph.initializer if t.name.endswith(".weight")}
-    last = f"conv{SHAPE['depth'] + 1}.weight"
-    assert all(weights[f"conv{i}.weight"].data_type == onnx.TensorProto.INT8 for i in range(SHAPE["depth"] + 1))
-    # the last, float32 in the file (onnxruntime's blocked float kernel), holds int8 levels times their steps
-    values = onnx.numpy_helper.to_array(weights[last])
-    steps = np.abs(values).max(axis=(1, 2, 3), keepdims=True) / 127
-    assert values.dtype == np.float32 and np.abs(values / steps - np.round(values / steps)).max() < 1e-3
+    assert all(weights[f"conv{i}.weight"].data_type == onnx.TensorProto.INT8 for i in range(1, SHAPE["depth"] + 1))
+    # the first and last, float32 in the file (onnxruntime's blocked float kernel), hold int8 levels times steps
+    for name in ("conv0.weight", f"conv{SHAPE['depth'] + 1}.weight"):
+        values = onnx.numpy_helper.to_array(weights[name])
+        steps = np.abs(values).max(axis=(1, 2, 3), keepdims=True) / 127
+        assert values.dtype == np.float32 and np.abs(values / steps - np.round(values / steps)).max() < 1e-3
 
     # the engine runs it like any model: tiled equals whole (the 0/255 seam guarantee), close to PyTorch
     model = load_model(out, "cpu")
@@ -132,7 +132,7 @@ def test_a_graph_left_in_float_is_refused(int8_run) -> None:
     float_best, _ = int8_run
     float_graph = to_onnx(model_from_checkpoint(load_checkpoint(float_best)).fold())
     with pytest.raises(TrainingError, match="integer kernels"):
-        integer_convolutions(float_graph, SHAPE["depth"] + 1)
+        integer_convolutions(float_graph, SHAPE["depth"])
 
 
 @pytest.mark.parametrize(("cpuinfo", "found"), [
