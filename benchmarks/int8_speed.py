@@ -1,6 +1,6 @@
 """Does int8 pay on this CPU? A model's int8 twin against its float32 self, in the model's compute and end to end.
 
-    python benchmarks/int8_speed.py [--model fast-x2] [--images DIR] [--count 12] [--repeats 3]
+    python benchmarks/int8_speed.py [--model fast-x2] [--int8 FILE] [--images DIR] [--count 12] [--repeats 3]
 
 Prints the CPU and its int8 dot-product instructions, then:
 
@@ -67,12 +67,13 @@ def dilution(report: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="fast-x2")
+    parser.add_argument("--int8", help="the int8 model (default: the bundled MODEL-int8); a file to try one")
     parser.add_argument("--images", type=Path, help="a folder of photos (default: generated, 0.5-2 MP)")
     parser.add_argument("--count", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=3, help="end-to-end runs of each command")
     parser.add_argument("--rounds", type=int, default=5, help="compute rounds, the two models taking turns")
     args = parser.parse_args()
-    twin = f"{args.model}-int8"
+    twin = args.int8 or f"{args.model}-int8"
     result: dict = {"cpu": cpu_name(), "int8_dot_product": int8_dot_product() or "none", "model": args.model}
 
     models = {name: load_model(name, "cpu") for name in (args.model, twin)}
@@ -92,8 +93,10 @@ def main() -> None:
         commands = {
             "upscale dir fp32": lambda out: [*upscale, out, "-m", args.model, "--precision", "fp32", "--device",
                                              "cpu", "--png-compression", "1"],
-            "upscale dir int8": lambda out: [*upscale, out, "-m", args.model, "--precision", "int8", "--device",
-                                             "cpu", "--png-compression", "1", "--report", str(Path(tmp) / "r.json")],
+            "upscale dir int8": lambda out: [*upscale, out, *(["-m", args.int8] if args.int8 else
+                                                              ["-m", args.model, "--precision", "int8"]),
+                                             "--device", "cpu", "--png-compression", "1", "--report",
+                                             str(Path(tmp) / "r.json")],
             "simple loop fp32": lambda out: [sys.executable, str(HERE / "simple_ort_loop.py"),
                                              str(resolve_model_path(args.model)), str(folder), out,
                                              "--png-compression", "1"],

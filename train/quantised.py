@@ -13,8 +13,10 @@ The network is `repsr-relu`'s inference form (plain 3x3 convolutions, no re-para
 from a trained float checkpoint (`--init-from`, folded here) and fine-tunes. The last convolution (int8 weights
 and input) writes float32: its output is the detail added to the picture, whose range (about +-0.5) in 256 steps
 would move pixels by a level or two everywhere and clip the strongest edges. The bicubic branch and the residual
-sum stay float32 too: together about 7% of the work. `export.int8_export` writes it as a QDQ ONNX graph whose every
-other convolution onnxruntime fuses into an integer kernel.
+sum stay float32 too: together about 7% of the work. `export.int8_export` writes it as a QDQ ONNX graph whose body
+convolutions onnxruntime fuses into integer kernels (the first, 3 channels in, and the last run in float32 on the
+same int8 numbers). Fine-tune at a small learning rate (1e-5): the network should stay its float twin and only learn
+to live with the rounding.
 """
 
 from __future__ import annotations
