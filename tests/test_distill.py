@@ -79,6 +79,7 @@ def test_a_twin_can_learn_the_teacher_alone_by_squared_distance() -> None:
     expected = 2.0 * torch.nn.functional.mse_loss(sr, teacher.float() / 255)
     expected.backward()
     assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-6)
+    assert parts["distill"] == pytest.approx(float(expected.detach()) / 2, rel=1e-6)
     for a, b in zip(got, gradients(reference), strict=True):
         torch.testing.assert_close(a, b)
     other_truth = student_run(2.0, pixel_weight=0.0, distill_loss="mse")
