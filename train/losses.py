@@ -77,15 +77,21 @@ class PerceptualLoss(nn.Module):
 PIXEL_LOSSES = ("l1", "mse")
 
 
+def pixel_distance(name: str, option: str = "--loss"):
+    """``F.l1_loss`` or ``F.mse_loss`` by name (the pixel loss and the distance to a teacher choose alike);
+    TrainingError naming ``option`` for any other name."""
+    if name not in PIXEL_LOSSES:
+        raise TrainingError(f"{option} must be l1 or mse, got {name!r}")
+    return F.l1_loss if name == "l1" else F.mse_loss
+
+
 class SRLoss(nn.Module):
     """pixel + fft_weight * Fourier L1 + perceptual_weight * VGG; returns the total and its parts."""
 
     def __init__(self, pixel: str = "l1", fft_weight: float = 0.0, perceptual_weight: float = 0.0,
                  vgg_weights: Path | None = None) -> None:
         super().__init__()
-        if pixel not in PIXEL_LOSSES:
-            raise TrainingError(f"--loss must be l1 or mse, got {pixel!r}")
-        self.pixel = F.l1_loss if pixel == "l1" else F.mse_loss
+        self.pixel = pixel_distance(pixel)
         self.fft_weight = fft_weight
         self.perceptual_weight = perceptual_weight
         self.perceptual = PerceptualLoss(find_vgg_weights(vgg_weights)) if perceptual_weight > 0 else None

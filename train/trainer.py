@@ -44,7 +44,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .data import PatchSampler, load_images, prefetch, to_unit
-from .losses import SRLoss
+from .losses import SRLoss, pixel_distance
 
 # ---------------------------------------------------------------------------------------------------
 
@@ -231,8 +231,7 @@ def _step(run: Run, step: int, batch: tuple[torch.Tensor, ...], criterion: SRLos
     loss, parts = criterion(sr.float(), hr_batch)
     loss = run.cfg.pixel_weight * loss
     if teacher:
-        distance = torch.nn.functional.mse_loss if run.cfg.distill_loss == "mse" else torch.nn.functional.l1_loss
-        distill = distance(sr.float(), teacher[0])
+        distill = pixel_distance(run.cfg.distill_loss, "--distill-loss")(sr.float(), teacher[0])
         loss = loss + run.cfg.distill_weight * distill
         parts["distill"] = float(distill.detach())
     run.opt.zero_grad(set_to_none=True)
