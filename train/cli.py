@@ -88,6 +88,9 @@ def main_command(
     degradation_copies: Annotated[int, typer.Option(
         "--degradation-copies", min=1, help="realistic: degraded LR copies per image, made before training.")
     ] = _D.degradation_copies,
+    graphics: Annotated[int, typer.Option(
+        "--graphics", min=0, help="Add N procedural pictures (text, shapes, star fields) to the data.")
+    ] = _D.graphics,
     patch: Annotated[int, typer.Option("--patch", min=8, help="HR patch side (LR = patch/scale).")] = _D.patch,
     lr: Annotated[float, typer.Option("--lr")] = _D.lr,
     optimizer: Annotated[Optimizer, typer.Option("--optimizer")] = _DEFAULT_OPTIMIZER,

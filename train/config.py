@@ -25,6 +25,7 @@ class TrainConfig:
     batch_size: int = 16
     degradation: str = "bicubic"  # bicubic (clean downscale) or realistic (upscale.degrade's random pipeline)
     degradation_copies: int = 8  # realistic: degraded LR copies made per image before training
+    graphics: int = 0  # procedural pictures (text, shapes, star fields) added to the training images
     # --- model ---
     arch: str = "repsr"  # see `upscale-train --list-archs`
     arch_options: dict[str, int] = field(default_factory=dict)  # e.g. {"channels": 32, "depth": 8}
