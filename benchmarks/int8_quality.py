@@ -34,8 +34,9 @@ def own_pictures(folder: Path, count: int) -> Path:
     """``count`` of scikit-image's bundled colour photographs, centre-cropped to 3:2 and resized to 481x321."""
     from skimage import data
 
+    # (not "cat": scikit-image's cat is chelsea again)
     names = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "colorwheel",
-             "cat"]
+             "retina"]
     folder.mkdir(parents=True, exist_ok=True)
     for name in names[:count]:
         pixels = getattr(data, name)()[..., :3]
