@@ -75,6 +75,18 @@ def test_fine_tuning_starts_from_the_float_twin_and_freezes_its_ranges(int8_run,
     assert float(fresh.ranges[0].range) == frozen
 
 
+def test_a_range_may_leave_the_rarest_activations_above_it() -> None:
+    """clip_ppm: the range is the value that all but that many activations per million stay below (finer steps
+    for the rest); without it, the largest value."""
+    values = torch.arange(1, 200_001, dtype=torch.float32).reshape(2, 1, 400, 250)
+    for clip_ppm, expected in ((0, 200_000), (100, 200_000 - 19), (1000, 200_000 - 199)):
+        model = RepSRInt8(2, **SHAPE, clip_ppm=clip_ppm).train()
+        model.ranges[0](values)
+        assert float(model.ranges[0].range) == expected
+    assert RepSRInt8(2, **SHAPE).config() == {**SHAPE, "headroom": 0}  # old checkpoints' options stay as they were
+    assert RepSRInt8(2, **SHAPE, clip_ppm=30).config()["clip_ppm"] == 30
+
+
 def test_export_folds_every_convolution_into_an_integer_kernel(int8_run, tmp_path: Path) -> None:
     _, int8_last = int8_run
     out = tmp_path / "q.onnx"

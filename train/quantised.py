@@ -47,12 +47,21 @@ def quantised_weight(weight: torch.Tensor) -> torch.Tensor:
 
 
 class ActivationRange(nn.Module):
-    """A ReLU's output as uint8 (zero point 0): 256 steps from 0 to the largest value seen until frozen."""
+    """A ReLU's output as uint8 (zero point 0): 256 steps from 0 to the largest value seen until frozen (or, with
+    ``clip_ppm``, the largest of each batch's values below which all but that many per million lie)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clip_ppm: int = 0) -> None:
         super().__init__()
+        self.clip_ppm = clip_ppm
         self.register_buffer("range", torch.zeros(()))
         self.register_buffer("frozen", torch.zeros((), dtype=torch.bool))
+
+    def observed(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.clip_ppm:
+            return x.amax()
+        flat = x.detach().flatten()
+        keep = max(int(flat.numel() * self.clip_ppm / 1e6), 1)
+        return flat.topk(keep).values[-1]
 
     def qparams(self) -> tuple[float, int]:
         """(scale, zero point) of the uint8 tensor onnxruntime will hold."""
@@ -61,7 +70,7 @@ class ActivationRange(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and not bool(self.frozen):
             with torch.no_grad():
-                self.range.copy_(torch.maximum(self.range, x.amax()))
+                self.range.copy_(torch.maximum(self.range, self.observed(x)))
         scale, zero = self.qparams()
         return torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 255)
 
@@ -74,17 +83,19 @@ class RepSRInt8(SRNet):
     float_twin = "repsr-relu"
     quantised = True
 
-    def __init__(self, scale: int, channels: int = 16, depth: int = 12, headroom: int = 0) -> None:
+    def __init__(self, scale: int, channels: int = 16, depth: int = 12, headroom: int = 0, clip_ppm: int = 0) -> None:
         super().__init__()
         self.scale, self.channels, self.depth = scale, channels, depth
         self.headroom = headroom  # percent added to each range when it freezes
+        self.clip_ppm = clip_ppm  # activations per million a range may leave above it (0: none)
         widths = [3] + [channels] * (depth + 1) + [3 * scale * scale]
         self.convs = nn.ModuleList(nn.Conv2d(cin, cout, 3, padding=1) for cin, cout in itertools.pairwise(widths))
-        self.ranges = nn.ModuleList(ActivationRange() for _ in range(depth + 1))  # every conv's but the last
+        self.ranges = nn.ModuleList(ActivationRange(clip_ppm) for _ in range(depth + 1))  # every conv's but the last
         self.upsample = BicubicUpsample(scale)
 
     def config(self) -> dict[str, int]:
-        return {"channels": self.channels, "depth": self.depth, "headroom": self.headroom}
+        options = {"channels": self.channels, "depth": self.depth, "headroom": self.headroom}
+        return options | ({"clip_ppm": self.clip_ppm} if self.clip_ppm else {})
 
     @property
     def receptive_field(self) -> int:
