@@ -7,7 +7,8 @@ convolution sees its weights rounded to int8 per output channel and its output (
 levels of a range observed on the training batches, so the weights move to where rounding costs least. A range is
 the largest value seen in the first half of the run (an activation beyond it would be clipped, and a clipped edge
 is the tens-of-levels error static quantisation showed), then it freezes, so the second half trains against
-exactly the steps that ship.
+exactly the steps that ship. `clip_ppm` trades the other way: finer steps, the rarest activations clipped (better on
+photographs, worse on text; MODEL_CARD.md).
 
 The network is `repsr-relu`'s inference form (plain 3x3 convolutions, no re-parameterised branches): it starts
 from a trained float checkpoint (`--init-from`, folded here) and fine-tunes. The last convolution (int8 weights
