@@ -349,3 +349,9 @@ def test_training_on_realistic_degradations_validates_on_degraded_sets(tmp_path:
     assert torch.equal(sampler_batches.batch(5)[0], sampler_batches.batch(5)[0])
     with pytest.raises(ValueError, match="bad degradation"):
         train(tiny_config(tmp_path / "bad", steps=1, val_degrade=["sharpen:2"]))
+
+
+def test_an_unknown_distance_to_the_teacher_is_refused_before_anything_loads(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, data=[str(tmp_path / "no such folder")], distill_loss="huber")
+    with pytest.raises(TrainingError, match="--distill-loss must be l1 or mse, got 'huber'"):
+        train(cfg)

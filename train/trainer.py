@@ -279,6 +279,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, state: dict | N
     resume from, when the caller has read it already (the CLI does, for its settings): read once."""
     if cfg.pixel_weight <= 0 and not cfg.teacher:
         raise TrainingError("--pixel-weight 0 leaves nothing to learn without a --teacher")
+    pixel_distance(cfg.distill_loss, "--distill-loss")  # a bad name fails now, before the data and teacher load
     run = _set_up(cfg, resume, state)
     for spec in cfg.val_degrade:
         try:
