@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ torch = pytest.importorskip("torch")
 from upscale.train.arch import create_model, macs_per_output_pixel  # noqa: E402
 from upscale.train.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
 from upscale.train.config import TrainConfig  # noqa: E402
-from upscale.train.data import PatchSampler, downscale, load_images, to_unit  # noqa: E402
+from upscale.train.data import PatchSampler, downscale, load_images, prefetch, to_unit  # noqa: E402
 from upscale.train.losses import SRLoss, vgg19_features  # noqa: E402
 from upscale.train.trainer import lr_at, train  # noqa: E402
 
@@ -354,4 +355,34 @@ def test_training_on_realistic_degradations_validates_on_degraded_sets(tmp_path:
 def test_an_unknown_distance_to_the_teacher_is_refused_before_anything_loads(tmp_path: Path) -> None:
     cfg = tiny_config(tmp_path, data=[str(tmp_path / "no such folder")], distill_loss="huber")
     with pytest.raises(TrainingError, match="--distill-loss must be l1 or mse, got 'huber'"):
+        train(cfg)
+
+
+def test_a_batch_that_fails_is_raised_in_the_training_loop_not_waited_for() -> None:
+    """prefetch: an exception on the background thread reaches the consumer (it used to wait forever)."""
+
+    class Failing:
+        def batch(self, step: int) -> int:
+            if step == 2:
+                raise ValueError("no patch fits")
+            return step
+
+    got: list = []
+
+    def consume() -> None:
+        try:
+            got.extend(prefetch(Failing(), 0, 5))
+        except ValueError as exc:
+            got.append(exc)
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    consumer.join(timeout=20)
+    assert not consumer.is_alive()
+    assert got[:2] == [0, 1] and len(got) == 3 and str(got[2]) == "no patch fits"  # the batches before, then it
+
+
+def test_graphics_refuse_a_patch_larger_than_their_pictures(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, patch=400, graphics=2)
+    with pytest.raises(TrainingError, match="--graphics draws 480x320 pictures: a --patch of 400 does not fit"):
         train(cfg)

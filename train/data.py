@@ -179,21 +179,28 @@ def to_unit(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def prefetch(sampler: PatchSampler, start: int, stop: int, depth: int = 4) -> Iterator[tuple]:
-    """Yield ``sampler.batch(step)`` for start <= step < stop, made ahead on a background thread."""
+    """Yield ``sampler.batch(step)`` for start <= step < stop, made ahead on a background thread; an exception
+    there is raised here (the thread would otherwise end and leave the loop waiting forever)."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     done = threading.Event()
 
     def work() -> None:
-        for step in range(start, stop):
-            if done.is_set():
-                return
-            q.put(sampler.batch(step))
+        try:
+            for step in range(start, stop):
+                if done.is_set():
+                    return
+                q.put(sampler.batch(step))
+        except Exception as exc:  # any: handed to the consumer, which raises it
+            q.put(exc)
+            return
         q.put(None)
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
     try:
         while (item := q.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
             yield item
     finally:
         done.set()

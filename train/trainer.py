@@ -44,6 +44,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .data import PatchSampler, load_images, prefetch, to_unit
+from .graphics import SIZE as GRAPHICS_SIZE
 from .graphics import graphics_pictures
 from .losses import SRLoss, pixel_distance
 
@@ -288,6 +289,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, state: dict | N
             raise TrainingError(f"--val-degrade: {exc}") from None
     out = Path(cfg.out)
     images = load_images([Path(d) for d in cfg.data], cfg.patch)
+    if cfg.graphics and cfg.patch > min(GRAPHICS_SIZE):
+        raise TrainingError(f"--graphics draws {GRAPHICS_SIZE[0]}x{GRAPHICS_SIZE[1]} pictures: a --patch of "
+                            f"{cfg.patch} does not fit them (at most {min(GRAPHICS_SIZE)})")
     images.images += graphics_pictures(cfg.graphics, cfg.seed)
     sampler = PatchSampler(images.images, cfg.scale, cfg.patch, cfg.batch_size, cfg.seed, run.rank, cfg.degradation,
                            cfg.degradation_copies, cfg.threads)
