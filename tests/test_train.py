@@ -61,6 +61,50 @@ def test_folded_network_equals_training_network(arch: str) -> None:
         assert torch.allclose(model(x), folded(x), atol=1e-5)
 
 
+def test_rounding_noise_trains_the_float_network_and_leaves_inference_alone() -> None:
+    """activation_noise / weight_noise: noise while training only; the folded network is the plain one."""
+    noisy = create_model("repsr-relu", 2, **TINY, activation_noise=255, weight_noise=127)
+    plain = create_model("repsr-relu", 2, **TINY)
+    plain.load_state_dict({k: v for k, v in noisy.state_dict().items() if k in plain.state_dict()})
+    assert noisy.config() == TINY | {"activation_noise": 255, "weight_noise": 127}
+    assert plain.config() == TINY  # options recorded only when set: old checkpoints rebuild as they were
+    x = torch.rand(2, 3, 12, 12)
+    with torch.no_grad():
+        noisy.train()(x)  # a training pass: the ranges observe, the outputs carry noise
+        assert not torch.equal(noisy(x), plain.eval()(x))
+        assert torch.equal(noisy.eval()(x), plain(x))
+        assert torch.equal(noisy.fold()(x), plain.fold()(x))
+    assert not any(type(m).__name__ == "RoundingNoise" for m in noisy.fold().modules())
+
+
+def test_activation_noise_is_one_rounding_step_on_positive_outputs() -> None:
+    from upscale.train.arch import RoundingNoise
+
+    noise = RoundingNoise(255).train()
+    x = torch.linspace(-1, 2.55, 100_000)
+    y = noise(x)
+    assert float(noise.range) == pytest.approx(2.55)
+    assert torch.equal(y[x <= 0], torch.zeros_like(y[x <= 0]))  # uint8 holds 0 exactly
+    moved = (y - x.clamp_min(0))[x > 0]
+    assert moved.abs().max() <= 0.01 / 2 + 1e-6  # one step of 2.55 / 255
+    assert moved.abs().mean() > 0.002 and abs(float(moved.mean())) < 2e-4  # uniform, unbiased
+
+
+def test_weight_noise_is_one_int8_step_of_each_output_channel() -> None:
+    from upscale.train.arch import RepConv
+
+    conv = RepConv(4, 4, weight_noise=127)
+    x = torch.zeros(1, 4, 5, 5)
+    x[0, 1, 2, 2] = 1.0  # one input pixel: the output reads single kernel taps
+    weight, _ = conv.kernel()
+    step = weight.detach().abs().amax(dim=(1, 2, 3)) / 127
+    moved = (conv.train()(x) - conv.eval()(x)).detach()[0]  # per output channel, 3x3 taps of input channel 1
+    assert torch.all(moved[:, 1:4, 1:4].abs().amax(dim=(1, 2)) <= step / 2 + 1e-6)
+    assert moved.abs().sum() > 0
+    conv.train()(x).sum().backward()  # the merged kernel still trains both branches
+    assert conv.conv3.weight.grad.abs().sum() > 0 and conv.conv1.weight.grad.abs().sum() > 0
+
+
 def test_registry_numbers() -> None:
     d = create_model("repsr", 2).describe()
     assert d.macs_per_output_pixel <= 25_000 and d.receptive_field == 10

@@ -172,28 +172,63 @@ class RepConv(nn.Module):
 
     The branches add optimisation paths while training; `fold()` merges them into the one 3x3
     convolution they are mathematically equal to, so inference pays for a plain 3x3 convolution.
+    With ``weight_noise`` (levels, 127 for int8) training runs the merged kernel with uniform noise of
+    one rounding step per output channel added: see `RoundingNoise`.
     """
 
-    def __init__(self, cin: int, cout: int) -> None:
+    def __init__(self, cin: int, cout: int, weight_noise: int = 0) -> None:
         super().__init__()
         self.conv3 = nn.Conv2d(cin, cout, 3, padding=1)
         self.conv1 = nn.Conv2d(cin, cout, 1)
         self.identity = cin == cout
+        self.weight_noise = weight_noise
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self.weight_noise:
+            weight, bias = self.kernel()
+            step = weight.detach().abs().amax(dim=(1, 2, 3), keepdim=True) / self.weight_noise
+            return F.conv2d(x, weight + (torch.rand_like(weight) - 0.5) * step, bias, padding=1)
         y = self.conv3(x) + self.conv1(x)
         return y + x if self.identity else y
 
+    def kernel(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The one 3x3 kernel and bias the branches add up to (differentiable)."""
+        weight = self.conv3.weight + F.pad(self.conv1.weight, (1, 1, 1, 1))
+        if self.identity:
+            eye = torch.eye(weight.shape[0], dtype=weight.dtype, device=weight.device)
+            weight = weight + F.pad(eye[:, :, None, None], (1, 1, 1, 1))
+        return weight, self.conv3.bias + self.conv1.bias
+
     @torch.no_grad()
     def folded(self) -> nn.Conv2d:
-        weight = self.conv3.weight.clone()
+        weight, bias = self.kernel()
         conv = nn.Conv2d(self.conv3.in_channels, self.conv3.out_channels, 3, padding=1, device=weight.device)
-        weight[:, :, 1:2, 1:2] += self.conv1.weight
-        if self.identity:
-            weight[:, :, 1, 1] += torch.eye(weight.shape[0], dtype=weight.dtype, device=weight.device)
         conv.weight.copy_(weight)
-        conv.bias.copy_(self.conv3.bias + self.conv1.bias)
+        conv.bias.copy_(bias)
         return conv
+
+
+class RoundingNoise(nn.Module):
+    """ReLU that, while training, adds uniform noise of one step of ``levels`` steps from 0 to the largest
+    output seen, as rounding to uint8 (levels 255) would, to the outputs above 0 (0 is exact in uint8).
+
+    A network trained so stays its own float self but learns to shrug off the rounding an int8 twin adds:
+    its twin then departs from it less (docs/MODEL_CARD.md). At inference it is a plain ReLU.
+    """
+
+    def __init__(self, levels: int) -> None:
+        super().__init__()
+        self.levels = levels
+        self.register_buffer("range", torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(x)
+        if not self.training:
+            return y
+        with torch.no_grad():
+            self.range.copy_(torch.maximum(self.range, y.detach().amax()))
+        step = self.range / self.levels
+        return y + (torch.rand_like(y) - 0.5) * step * (y > 0)
 
 
 @register("repsr")
@@ -207,13 +242,14 @@ class RepSR(SRNet):
     cost near (depth * 9 * channels^2) / scale^2 multiply-adds per output pixel.
     """
 
-    def __init__(self, scale: int, channels: int = 32, depth: int = 8) -> None:
+    def __init__(self, scale: int, channels: int = 32, depth: int = 8, weight_noise: int = 0) -> None:
         super().__init__()
         self.scale, self.channels, self.depth = scale, channels, depth
-        layers: list[nn.Module] = [RepConv(3, channels), self.activation(channels)]
+        self.weight_noise = weight_noise
+        layers: list[nn.Module] = [RepConv(3, channels, weight_noise), self.activation(channels)]
         for _ in range(depth):
-            layers += [RepConv(channels, channels), self.activation(channels)]
-        layers += [RepConv(channels, 3 * scale * scale)]
+            layers += [RepConv(channels, channels, weight_noise), self.activation(channels)]
+        layers += [RepConv(channels, 3 * scale * scale, weight_noise)]
         self.body = nn.Sequential(*layers)
         self.upsample = BicubicUpsample(scale)
         with torch.no_grad():  # start as bicubic: the last layer begins at zero
@@ -222,12 +258,12 @@ class RepSR(SRNet):
                 conv.weight.mul_(0.01)
                 conv.bias.zero_()
 
-    @staticmethod
-    def activation(channels: int) -> nn.Module:
+    def activation(self, channels: int) -> nn.Module:
         return nn.PReLU(channels)
 
     def config(self) -> dict[str, int]:
-        return {"channels": self.channels, "depth": self.depth}
+        noise = {"weight_noise": self.weight_noise} if self.weight_noise else {}
+        return {"channels": self.channels, "depth": self.depth} | noise
 
     @property
     def receptive_field(self) -> int:
@@ -241,6 +277,8 @@ class RepSR(SRNet):
         for i, layer in enumerate(folded.body):
             if isinstance(layer, RepConv):
                 folded.body[i] = layer.folded()
+            elif isinstance(layer, RoundingNoise):
+                folded.body[i] = nn.ReLU(inplace=True)
         return folded
 
 
@@ -254,9 +292,14 @@ class RepSRReLU(RepSR):
     int8 kernels fuse. Defaults: 16 channels, 12 layers, 7,527 multiply-adds per output pixel at 2x.
     """
 
-    def __init__(self, scale: int, channels: int = 16, depth: int = 12) -> None:
-        super().__init__(scale, channels, depth)
+    def __init__(self, scale: int, channels: int = 16, depth: int = 12, weight_noise: int = 0,
+                 activation_noise: int = 0) -> None:
+        self.activation_noise = activation_noise  # read by `activation` while the layers are built
+        super().__init__(scale, channels, depth, weight_noise)
 
-    @staticmethod
-    def activation(channels: int) -> nn.Module:
-        return nn.ReLU(inplace=True)
+    def activation(self, channels: int) -> nn.Module:
+        return RoundingNoise(self.activation_noise) if self.activation_noise else nn.ReLU(inplace=True)
+
+    def config(self) -> dict[str, int]:
+        noise = {"activation_noise": self.activation_noise} if self.activation_noise else {}
+        return super().config() | noise
