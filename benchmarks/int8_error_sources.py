@@ -1,6 +1,6 @@
 """Where an int8 twin's pixel differences come from: the float model's own weights, rounded one way at a time.
 
-    python benchmarks/int8_error_sources.py checkpoints/fast-x2/best.pt ../shared/datasets/val/Set5 \
+    python benchmarks/int8_error_sources.py checkpoints/fast-x2-stage1/best.pt ../shared/datasets/val/Set5 \
         ../shared/datasets/val/Set14 [--calibrate DIR]
 
 Takes a float `repsr-relu` checkpoint (folded to its plain 3x3 form, as the int8 network starts) and, with no

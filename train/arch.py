@@ -290,6 +290,8 @@ class RepSRReLU(RepSR):
     while each PReLU is a pass of its own over the feature maps: with 16 channels, 12 layers, whole
     tiles ran at 11.5 MP/s out with ReLU against 7.4 with PReLU on a 2-core EPYC. ReLU is also what
     int8 kernels fuse. Defaults: 16 channels, 12 layers, 7,527 multiply-adds per output pixel at 2x.
+    ``activation_noise`` / ``weight_noise`` (levels; 0: off) train it with rounding noise (`RoundingNoise`,
+    `RepConv`) before its int8 twin is fine-tuned from it: the twin then follows it more closely.
     """
 
     def __init__(self, scale: int, channels: int = 16, depth: int = 12, weight_noise: int = 0,
