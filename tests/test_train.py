@@ -13,7 +13,7 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-from upscale.train.arch import create_model, macs_per_output_pixel  # noqa: E402
+from upscale.train.arch import RepConv, RoundingNoise, create_model, macs_per_output_pixel  # noqa: E402
 from upscale.train.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
 from upscale.train.config import TrainConfig  # noqa: E402
 from upscale.train.data import PatchSampler, downscale, load_images, prefetch, to_unit  # noqa: E402
@@ -74,12 +74,10 @@ def test_rounding_noise_trains_the_float_network_and_leaves_inference_alone() ->
         assert not torch.equal(noisy(x), plain.eval()(x))
         assert torch.equal(noisy.eval()(x), plain(x))
         assert torch.equal(noisy.fold()(x), plain.fold()(x))
-    assert not any(type(m).__name__ == "RoundingNoise" for m in noisy.fold().modules())
+    assert not any(isinstance(m, RoundingNoise) for m in noisy.fold().modules())
 
 
 def test_activation_noise_is_one_rounding_step_on_positive_outputs() -> None:
-    from upscale.train.arch import RoundingNoise
-
     noise = RoundingNoise(255).train()
     x = torch.linspace(-1, 2.55, 100_000)
     y = noise(x)
@@ -91,8 +89,6 @@ def test_activation_noise_is_one_rounding_step_on_positive_outputs() -> None:
 
 
 def test_weight_noise_is_one_int8_step_of_each_output_channel() -> None:
-    from upscale.train.arch import RepConv
-
     conv = RepConv(4, 4, weight_noise=127)
     x = torch.zeros(1, 4, 5, 5)
     x[0, 1, 2, 2] = 1.0  # one input pixel: the output reads single kernel taps
@@ -427,6 +423,7 @@ def test_a_batch_that_fails_is_raised_in_the_training_loop_not_waited_for() -> N
 
 
 def test_graphics_refuse_a_patch_larger_than_their_pictures(tmp_path: Path) -> None:
-    cfg = tiny_config(tmp_path, patch=400, graphics=2)
+    """Refused before the data load (the folder here does not exist)."""
+    cfg = tiny_config(tmp_path, data=[str(tmp_path / "no such folder")], patch=400, graphics=2)
     with pytest.raises(TrainingError, match="--graphics draws 480x320 pictures: a --patch of 400 does not fit"):
         train(cfg)

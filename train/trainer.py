@@ -281,6 +281,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, state: dict | N
     if cfg.pixel_weight <= 0 and not cfg.teacher:
         raise TrainingError("--pixel-weight 0 leaves nothing to learn without a --teacher")
     pixel_distance(cfg.distill_loss, "--distill-loss")  # a bad name fails now, before the data and teacher load
+    if cfg.graphics and cfg.patch > min(GRAPHICS_SIZE):
+        raise TrainingError(f"--graphics draws {GRAPHICS_SIZE[0]}x{GRAPHICS_SIZE[1]} pictures: a --patch of "
+                            f"{cfg.patch} does not fit them (at most {min(GRAPHICS_SIZE)})")
     run = _set_up(cfg, resume, state)
     for spec in cfg.val_degrade:
         try:
@@ -289,9 +292,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, state: dict | N
             raise TrainingError(f"--val-degrade: {exc}") from None
     out = Path(cfg.out)
     images = load_images([Path(d) for d in cfg.data], cfg.patch)
-    if cfg.graphics and cfg.patch > min(GRAPHICS_SIZE):
-        raise TrainingError(f"--graphics draws {GRAPHICS_SIZE[0]}x{GRAPHICS_SIZE[1]} pictures: a --patch of "
-                            f"{cfg.patch} does not fit them (at most {min(GRAPHICS_SIZE)})")
     images.images += graphics_pictures(cfg.graphics, cfg.seed)
     sampler = PatchSampler(images.images, cfg.scale, cfg.patch, cfg.batch_size, cfg.seed, run.rank, cfg.degradation,
                            cfg.degradation_copies, cfg.threads)
