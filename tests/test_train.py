@@ -101,6 +101,23 @@ def test_weight_noise_is_one_int8_step_of_each_output_channel() -> None:
     assert conv.conv3.weight.grad.abs().sum() > 0 and conv.conv1.weight.grad.abs().sum() > 0
 
 
+def test_without_identity_branches_the_folded_centre_tap_is_the_trained_one() -> None:
+    """identity=0: the body's RepConvs add no identity, so folding adds nothing to the centre taps."""
+    model = create_model("repsr-relu", 2, **TINY, identity=0)
+    assert model.config() == TINY | {"identity": 0}
+    assert create_model("repsr-relu", 2, **TINY).config() == TINY  # recorded only when off
+    layer = model.body[2]
+    with torch.no_grad():
+        layer.conv3.weight.zero_()
+        layer.conv1.weight.zero_()
+        assert float(layer.folded().weight.abs().max()) == 0
+        x = torch.rand(1, 8, 6, 6)
+        assert torch.equal(layer(x), layer.conv3.bias[:, None, None] + layer.conv1.bias[:, None, None]
+                           + torch.zeros_like(x))
+        y = torch.rand(2, 3, 11, 9)
+        assert torch.allclose(model.eval()(y), model.fold()(y), atol=1e-6)
+
+
 def test_registry_numbers() -> None:
     d = create_model("repsr", 2).describe()
     assert d.macs_per_output_pixel <= 25_000 and d.receptive_field == 10

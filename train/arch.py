@@ -173,14 +173,16 @@ class RepConv(nn.Module):
     The branches add optimisation paths while training; `fold()` merges them into the one 3x3
     convolution they are mathematically equal to, so inference pays for a plain 3x3 convolution.
     With ``weight_noise`` (levels, 127 for int8) training runs the merged kernel with uniform noise of
-    one rounding step per output channel added: see `RoundingNoise`.
+    one rounding step per output channel added: see `RoundingNoise`. ``identity=False`` leaves the identity
+    branch out: folded, it is each output channel's largest weight (the centre tap, 1 + a little), which sets
+    the channel's int8 step and leaves the other weights a few steps each.
     """
 
-    def __init__(self, cin: int, cout: int, weight_noise: int = 0) -> None:
+    def __init__(self, cin: int, cout: int, weight_noise: int = 0, identity: bool = True) -> None:
         super().__init__()
         self.conv3 = nn.Conv2d(cin, cout, 3, padding=1)
         self.conv1 = nn.Conv2d(cin, cout, 1)
-        self.identity = cin == cout
+        self.identity = identity and cin == cout
         self.weight_noise = weight_noise
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -239,16 +241,18 @@ class RepSR(SRNet):
     convolution to 3*s*s channels and a pixel shuffle, plus a global residual: the bicubic upscale of the
     input, so the network only learns the missing detail. While training, every 3x3 convolution carries
     1x1 and identity branches (`RepConv`) that fold away at export. Low-resolution features keep the
-    cost near (depth * 9 * channels^2) / scale^2 multiply-adds per output pixel.
+    cost near (depth * 9 * channels^2) / scale^2 multiply-adds per output pixel. ``identity=0`` trains
+    without the identity branches (`RepConv`), for an int8 twin with finer weight steps.
     """
 
-    def __init__(self, scale: int, channels: int = 32, depth: int = 8, weight_noise: int = 0) -> None:
+    def __init__(self, scale: int, channels: int = 32, depth: int = 8, weight_noise: int = 0,
+                 identity: int = 1) -> None:
         super().__init__()
         self.scale, self.channels, self.depth = scale, channels, depth
-        self.weight_noise = weight_noise
+        self.weight_noise, self.identity = weight_noise, identity
         layers: list[nn.Module] = [RepConv(3, channels, weight_noise), self.activation(channels)]
         for _ in range(depth):
-            layers += [RepConv(channels, channels, weight_noise), self.activation(channels)]
+            layers += [RepConv(channels, channels, weight_noise, bool(identity)), self.activation(channels)]
         layers += [RepConv(channels, 3 * scale * scale, weight_noise)]
         self.body = nn.Sequential(*layers)
         self.upsample = BicubicUpsample(scale)
@@ -263,7 +267,8 @@ class RepSR(SRNet):
 
     def config(self) -> dict[str, int]:
         noise = {"weight_noise": self.weight_noise} if self.weight_noise else {}
-        return {"channels": self.channels, "depth": self.depth} | noise
+        no_identity = {} if self.identity else {"identity": 0}
+        return {"channels": self.channels, "depth": self.depth} | noise | no_identity
 
     @property
     def receptive_field(self) -> int:
@@ -295,9 +300,9 @@ class RepSRReLU(RepSR):
     """
 
     def __init__(self, scale: int, channels: int = 16, depth: int = 12, weight_noise: int = 0,
-                 activation_noise: int = 0) -> None:
+                 activation_noise: int = 0, identity: int = 1) -> None:
         self.activation_noise = activation_noise  # read by `activation` while the layers are built
-        super().__init__(scale, channels, depth, weight_noise)
+        super().__init__(scale, channels, depth, weight_noise, identity)
 
     def activation(self, channels: int) -> nn.Module:
         return RoundingNoise(self.activation_noise) if self.activation_noise else nn.ReLU(inplace=True)
