@@ -135,7 +135,7 @@ def test_each_file_reports_its_own_seconds(tmp_path: Path, tiny_model: Path) -> 
     """A small file decoded while a large neighbour is upscaled is not charged for the neighbour."""
     folder = tmp_path / "in"
     folder.mkdir()
-    Image.fromarray(photo(900, 900, seed=1)).save(folder / "a-large.png")
+    Image.fromarray(photo(1200, 1200, seed=1)).save(folder / "a-large.png")
     Image.fromarray(photo(16, 16, seed=2)).save(folder / "b-small.png")
     report = tmp_path / "r.json"
     assert run("dir", folder, tmp_path / "out", "-m", tiny_model, "--report", report).exit_code == 0
@@ -145,7 +145,9 @@ def test_each_file_reports_its_own_seconds(tmp_path: Path, tiny_model: Path) -> 
     for f in (large, small):
         assert f["seconds"] == pytest.approx(f["decode_seconds"] + f["upscale_seconds"] + f["write_seconds"])
         assert min(f["decode_seconds"], f["upscale_seconds"], f["write_seconds"]) > 0
-    assert small["seconds"] < large["upscale_seconds"] / 4
+    # charged for the neighbour, it would take longer than the neighbour's upscale; its own work is a tiny share
+    # of it (a factor 2 of margin: the first file of a run also pays for warming the session's threads)
+    assert small["seconds"] < large["upscale_seconds"] / 2
     assert doc["context"]["seconds"] >= large["upscale_seconds"]
 
 
