@@ -171,28 +171,6 @@ def test_patches_equal_whole_image_downscale() -> None:
         assert found
 
 
-def nearest_2x(lr: np.ndarray) -> np.ndarray:
-    return np.repeat(np.repeat(lr, 2, axis=0), 2, axis=1)
-
-
-def test_teacher_patches_lie_on_the_hr_grid() -> None:
-    """With a teacher, each pair carries the teacher's output for the same place, orientation and mirror."""
-    images = [photo(40, 48, seed=i) for i in range(3)]
-    plain = PatchSampler(images, 2, 16, 4, seed=2, degradation="realistic", copies=3)
-    taught = PatchSampler(images, 2, 16, 4, seed=2, degradation="realistic", copies=3)
-    taught.set_teacher(nearest_2x)  # a teacher whose output is checkable from the LR patch alone
-    rng = np.random.default_rng(0)
-    for _ in range(40):
-        lr, hr, teacher = taught.pair(rng)
-        assert np.array_equal(teacher, nearest_2x(lr)) and teacher.shape == hr.shape
-    lr_a, hr_a = plain.batch(3)
-    lr_b, hr_b, teacher = taught.batch(3)
-    assert torch.equal(lr_a, lr_b) and torch.equal(hr_a, hr_b)  # the teacher changes no draw
-    assert teacher.shape == hr_b.shape and teacher.dtype == torch.uint8
-    with pytest.raises(TrainingError, match="another scale"):
-        taught.set_teacher(lambda lr: lr)
-
-
 def test_distillation_adds_the_teachers_term(tmp_path: Path) -> None:
     teacher = tiny_config(tmp_path / "teacher", steps=2, val=[])
     train(teacher)

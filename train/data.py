@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -126,28 +126,9 @@ class PatchSampler:
         # The grid whole-image LR is made on: sides cut to multiples of the scale, as `upscale eval` does.
         self.hr = [img[: img.shape[0] // scale * scale, : img.shape[1] // scale * scale] for img in images]
         self.lr = lr_pool(self.hr, scale, degradation, copies, seed, workers)
-        self.teacher: list[list[np.ndarray]] | None = None
-
-    def set_teacher(self, upscale: Callable[[np.ndarray], np.ndarray]) -> None:
-        """Run ``upscale`` (a teacher network, uint8 LR image -> uint8 image at the HR size) over every whole
-        LR image of the pool once, so that batches carry the teacher's patch beside the HR one.
-
-        Whole images, not patches: the teacher sees each patch's real surroundings (no padding at patch
-        borders), and a batch stays a matter of slicing; 491 images through the 2x default took about a minute
-        on 2 cores, against the teacher's forward pass in every step (as costly as the student's whole step).
-        """
-        teacher = []
-        for hr, copies in zip(self.hr, self.lr, strict=True):
-            outs = [upscale(lr) for lr in copies]
-            if any(out.shape != hr.shape for out in outs):
-                raise TrainingError(f"the teacher made {outs[0].shape[:2]} from {copies[0].shape[:2]}, "
-                                    f"not the {hr.shape[:2]} of the HR image (a model of another scale?)")
-            teacher.append(outs)
-        self.teacher = teacher
 
     def pair(self, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-        """One (LR, HR) pair, HxWx3 uint8 views, in a random place, orientation and mirror image; with a
-        teacher (`set_teacher`), the teacher's patch on the HR grid is the third item."""
+        """One (LR, HR) pair, HxWx3 uint8 views, in a random place, orientation and mirror image."""
         s, q = self.scale, self.patch // self.scale
         i = int(rng.integers(len(self.hr)))
         copies = self.lr[i]
@@ -156,8 +137,6 @@ class PatchSampler:
         y = int(rng.integers(0, lr_image.shape[0] - q + 1))
         x = int(rng.integers(0, lr_image.shape[1] - q + 1))
         views = [lr_image[y : y + q, x : x + q], self.hr[i][y * s : (y + q) * s, x * s : (x + q) * s]]
-        if self.teacher is not None:
-            views.append(self.teacher[i][c][y * s : (y + q) * s, x * s : (x + q) * s])
         k = int(rng.integers(4))
         views = [np.rot90(v, k) for v in views]
         if rng.integers(2):
@@ -165,8 +144,7 @@ class PatchSampler:
         return tuple(views)
 
     def batch(self, step: int) -> tuple[torch.Tensor, ...]:
-        """Batch number ``step``: (N,3,p/s,p/s) and (N,3,p,p) uint8 (see `to_unit`), and the teacher's
-        (N,3,p,p) with a teacher. The draws do not depend on the teacher: the same step, the same patches."""
+        """Batch number ``step``: (N,3,p/s,p/s) and (N,3,p,p) uint8 (see `to_unit`)."""
         rng = np.random.default_rng([self.seed, self.rank, step])
         pairs = [self.pair(rng) for _ in range(self.batch_size)]
         return tuple(torch.from_numpy(np.ascontiguousarray(np.stack(items).transpose(0, 3, 1, 2)))

@@ -161,6 +161,7 @@ class Run:
     start: int = 0
     best: float = -math.inf
     initialised: dict | None = None
+    teacher: SRNet | None = None  # distillation's network (`load_teacher`), run on each batch beside the model
 
     @property
     def master(self) -> bool:
@@ -222,18 +223,20 @@ def _restore(run: Run, state: dict) -> None:
 
 def _step(run: Run, step: int, batch: tuple[torch.Tensor, ...], criterion: SRLoss,
           autocast: contextlib.AbstractContextManager) -> tuple[torch.Tensor, dict, float]:
-    """One optimisation step: forward, loss (plus the distance to the teacher's patch when the batch has
-    one), backward, clip. Returns loss, its parts and the lr."""
+    """One optimisation step: forward, loss (plus the distance to the teacher's output for the same input
+    when the run has a teacher), backward, clip. Returns loss, its parts and the lr."""
     lr_now = lr_at(step, run.cfg)
     for g in run.opt.param_groups:
         g["lr"] = lr_now
-    lr_batch, hr_batch, *teacher = (to_unit(t, run.device) for t in batch)
+    lr_batch, hr_batch = (to_unit(t, run.device) for t in batch)
     with autocast:
         sr = run.net(lr_batch)
     loss, parts = criterion(sr.float(), hr_batch)
     loss = run.cfg.pixel_weight * loss
-    if teacher:
-        distill = pixel_distance(run.cfg.distill_loss, "--distill-loss")(sr.float(), teacher[0])
+    if run.teacher is not None:
+        with torch.no_grad():
+            target = run.teacher(lr_batch).clamp(0, 1)
+        distill = pixel_distance(run.cfg.distill_loss, "--distill-loss")(sr.float(), target)
         loss = loss + run.cfg.distill_weight * distill
         parts["distill"] = float(distill.detach())
     run.opt.zero_grad(set_to_none=True)
@@ -251,15 +254,20 @@ def _apply(run: Run, step: int) -> None:
         update_ema(run.ema, run.model, run.cfg.ema, step)
 
 
-def _attach_teacher(sampler: PatchSampler, cfg: TrainConfig, device: torch.device) -> None:
-    """Distillation: the teacher checkpoint's network (EMA weights) upscales the training pool once."""
+def load_teacher(cfg: TrainConfig, device: torch.device) -> SRNet:
+    """Distillation's teacher: the checkpoint's network (EMA weights, folded), which `_step` runs on each batch.
+
+    On the batch itself, not cut from its output for whole pictures: a patch is rotated and mirrored, and a network
+    is not rotation-equivariant (fast-x4 rotated differs from itself by up to 22 levels on edges, 0.8 on average),
+    and near its edges a patch is zero-padded where the picture went on. A target cut from the whole picture is
+    another function's there, and a twin taught it learns to differ from its teacher.
+    """
     if cfg.distill_weight <= 0:
         raise TrainingError("--teacher needs a --distill-weight above 0 (the weight of the teacher's term)")
     state = load_checkpoint(Path(cfg.teacher))
     if state["arch"]["scale"] != cfg.scale:
         raise TrainingError(f"{cfg.teacher}: the teacher is a {state['arch']['scale']}x model, the run is {cfg.scale}x")
-    teacher = model_from_checkpoint(state).fold().to(device).eval()
-    sampler.set_teacher(torch_upscaler(teacher, device))
+    return model_from_checkpoint(state).fold().to(device).eval().requires_grad_(False)
 
 
 def _validate_and_keep_best(run: Run, done: int, metrics_path: Path, progress) -> None:
@@ -296,7 +304,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, state: dict | N
     sampler = PatchSampler(images.images, cfg.scale, cfg.patch, cfg.batch_size, cfg.seed, run.rank, cfg.degradation,
                            cfg.degradation_copies, cfg.threads)
     if cfg.teacher:
-        _attach_teacher(sampler, cfg, run.device)
+        run.teacher = load_teacher(cfg, run.device)
     criterion = SRLoss(cfg.loss, cfg.fft_weight, cfg.perceptual_weight,
                        Path(cfg.vgg_weights) if cfg.vgg_weights else None).to(run.device)
     metrics_path = out / "metrics.jsonl"
