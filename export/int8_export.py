@@ -5,7 +5,7 @@ fake-quantisation leaves the weights as float constants behind a QuantizeLinear.
 ``DequantizeLinear(int8 weight, per channel) -> Conv (int32 bias) [-> Relu] -> QuantizeLinear(uint8) ->
 DequantizeLinear``, which onnxruntime folds into one QLinearConv (a ReLU before a zero-point-0 quantisation is
 dropped as redundant). The first and the last convolutions run in float32 on the same numbers (their int8 weights
-already multiplied by their steps): the first reads the 3-channel picture, too narrow for the integer kernel to
+already multiplied by their steps, or with ``float_ends`` their weights as trained): the first reads the 3-channel picture, too narrow for the integer kernel to
 gain (float32 there made the graph 2-7% faster), and the last writes float32; behind a DequantizeLinear
 onnxruntime would not give them its blocked-layout float kernel, and ahead of a QuantizeLinear it would quantise
 float weights its own way. The first reads the float32 input as it is (PyTorch rounds it to 8-bit levels first:
@@ -27,7 +27,7 @@ import onnx
 import onnxruntime as ort
 import torch
 from onnx import TensorProto, helper, numpy_helper
-from upscale.train.quantised import RepSRInt8, quantised_weight, weight_scales
+from upscale.train.quantised import RepSRInt8, weight_scales
 
 from upscale.errors import TrainingError
 
@@ -61,12 +61,12 @@ class _Graph:
 
 
 def _convolution(graph: _Graph, name: str, conv: torch.nn.Conv2d, source: str, input_scale: float,
-                 in_float: bool = False) -> str:
+                 float_weight: torch.Tensor | None = None) -> str:
     """An int8-weight convolution reading a tensor of step ``input_scale``, its bias in int32 as onnxruntime's
-    integer kernel wants. ``in_float`` (the first and last): the weights as the fake quantisation computed them
-    (int8 levels times their steps, in float32), the bias in float32, for a float kernel."""
-    if in_float:
-        w = graph.constant(f"{name}.weight", quantised_weight(conv.weight.detach()).numpy().astype(np.float32))
+    integer kernel wants. With ``float_weight`` (the first and last, as the network computes them: int8 levels
+    times their steps, or unrounded) a float kernel, the bias in float32."""
+    if float_weight is not None:
+        w = graph.constant(f"{name}.weight", float_weight.detach().numpy().astype(np.float32))
         b = graph.constant(f"{name}.bias", conv.bias.detach().numpy().astype(np.float32))
         return graph.node("Conv", [source, w, b], f"{name}.out", pads=[1, 1, 1, 1], kernel_shape=[3, 3])
     weight = conv.weight.detach().double()
@@ -108,10 +108,12 @@ def to_qdq_onnx(model: RepSRInt8) -> onnx.ModelProto:
     graph = _Graph()
     h, step = "input", 1 / 255
     for i, (conv, observed) in enumerate(zip(model.convs[:-1], model.ranges, strict=True)):
-        h = graph.node("Relu", [_convolution(graph, f"conv{i}", conv, h, step, in_float=i == 0)], f"conv{i}.relu")
+        first = model.weight(0) if i == 0 else None
+        h = graph.node("Relu", [_convolution(graph, f"conv{i}", conv, h, step, first)], f"conv{i}.relu")
         step, zero_point = observed.qparams()
         h = graph.requantise(h, f"conv{i}.act", step, zero_point)
-    h = _convolution(graph, f"conv{len(model.ranges)}", model.convs[-1], h, step, in_float=True)
+    last = len(model.ranges)
+    h = _convolution(graph, f"conv{last}", model.convs[-1], h, step, model.weight(last))
     # the pixel shuffle is linear: adding the detail to the bicubic phases first shuffles once, a quarter the sum
     summed = graph.node("Add", [h, _bicubic_phases(graph, model)], "phases")
     shuffle = graph.constant("shuffle.weight", one_hot_shuffle(model.scale))

@@ -119,6 +119,33 @@ def test_export_folds_every_convolution_into_an_integer_kernel(int8_run, tmp_pat
     assert np.abs(np.round(np.clip(want, 0, 1) * 255) - np.round(whole * 255)).max() <= 8
 
 
+def test_float_ends_keep_the_first_and_last_weights_unrounded(int8_run) -> None:
+    """float_ends=1: the first and last convolutions (float kernels either way) hold their weights as trained, in
+    PyTorch and in the file; the body stays int8 and integer, and the engine gives PyTorch's numbers."""
+    import onnx
+    import onnxruntime as ort
+
+    int8_model = model_from_checkpoint(load_checkpoint(int8_run[1])).eval()
+    ends = RepSRInt8(2, **SHAPE, float_ends=1).eval()
+    ends.load_state_dict(int8_model.state_dict())
+    assert ends.config()["float_ends"] == 1 and "float_ends" not in int8_model.config()
+    last = len(ends.convs) - 1
+    proto = to_qdq_onnx(ends)
+    weights = {t.name: onnx.numpy_helper.to_array(t) for t in proto.graph.initializer}
+    for i in (0, last):
+        trained = ends.convs[i].weight.detach().numpy()
+        assert np.array_equal(weights[f"conv{i}.weight"], trained)
+        assert not np.array_equal(int8_model.weight(i).detach().numpy(), trained)  # rounding would move them
+    assert all(weights[f"conv{i}.weight"].dtype == np.int8 for i in range(1, last))
+    assert integer_convolutions(proto, last - 1) == last - 1
+    x = np.round(np.random.default_rng(7).random((1, 3, 17, 21), dtype=np.float32) * 255) / 255
+    got = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input": x})
+    with torch.no_grad():
+        want, rounded = (m(torch.from_numpy(x)).numpy() for m in (ends, int8_model))
+    assert np.abs(got[0] - want).max() * 255 < 0.5  # the engine runs the unrounded ends PyTorch trained
+    assert np.abs(rounded - want).max() * 255 > 0.01  # and they are not the rounded ones
+
+
 def test_the_shuffle_is_exactly_depth_to_space(int8_run) -> None:
     """The int8 graph's pixel shuffle (a one-hot ConvTranspose, faster on the CPU) gives DepthToSpace's numbers,
     bit for bit."""

@@ -15,9 +15,10 @@ from a trained float checkpoint (`--init-from`, folded here) and fine-tunes. The
 and input) writes float32: its output is the detail added to the picture, whose range (about +-0.5) in 256 steps
 would move pixels by a level or two everywhere and clip the strongest edges. The bicubic branch and the residual
 sum stay float32 too: together about 7% of the work. `export.int8_export` writes it as a QDQ ONNX graph whose body
-convolutions onnxruntime fuses into integer kernels (the first, 3 channels in, and the last run in float32 on the
-same int8 numbers). Fine-tune at a small learning rate (1e-5): the network should stay its float twin and only learn
-to live with the rounding.
+convolutions onnxruntime fuses into integer kernels; the first (3 channels in) and the last run on float kernels,
+so rounding their weights buys no speed, and ``float_ends=1`` keeps those two as trained (without it they hold
+int8 numbers, as the first twins did). Fine-tune at a small learning rate (1e-5): the network should stay its
+float twin and only learn to live with the rounding.
 """
 
 from __future__ import annotations
@@ -84,11 +85,13 @@ class RepSRInt8(SRNet):
     float_twin = "repsr-relu"
     quantised = True
 
-    def __init__(self, scale: int, channels: int = 16, depth: int = 12, headroom: int = 0, clip_ppm: int = 0) -> None:
+    def __init__(self, scale: int, channels: int = 16, depth: int = 12, headroom: int = 0, clip_ppm: int = 0,
+                 float_ends: int = 0) -> None:
         super().__init__()
         self.scale, self.channels, self.depth = scale, channels, depth
         self.headroom = headroom  # percent added to each range when it freezes
         self.clip_ppm = clip_ppm  # activations per million a range may leave above it (0: none)
+        self.float_ends = float_ends  # 1: the first and last convolutions keep float32 weights (they run in float32)
         widths = [3] + [channels] * (depth + 1) + [3 * scale * scale]
         self.convs = nn.ModuleList(nn.Conv2d(cin, cout, 3, padding=1) for cin, cout in itertools.pairwise(widths))
         self.ranges = nn.ModuleList(ActivationRange(clip_ppm) for _ in range(depth + 1))  # every conv's but the last
@@ -96,7 +99,8 @@ class RepSRInt8(SRNet):
 
     def config(self) -> dict[str, int]:
         options = {"channels": self.channels, "depth": self.depth, "headroom": self.headroom}
-        return options | ({"clip_ppm": self.clip_ppm} if self.clip_ppm else {})
+        return (options | ({"clip_ppm": self.clip_ppm} if self.clip_ppm else {})
+                | ({"float_ends": self.float_ends} if self.float_ends else {}))
 
     @property
     def receptive_field(self) -> int:
@@ -114,12 +118,19 @@ class RepSRInt8(SRNet):
         return ArchSummary(self.arch_name, self.scale, sum(p.numel() for p in self.parameters()),
                            convs + bicubic, self.receptive_field)
 
+    def weight(self, index: int) -> torch.Tensor:
+        """Convolution ``index``'s weight as the exported graph holds it: int8 levels times their steps, or with
+        ``float_ends`` the first and last as they are (both run on float kernels, so rounding them buys no speed)."""
+        weight = self.convs[index].weight
+        if self.float_ends and index in (0, len(self.convs) - 1):
+            return weight
+        return quantised_weight(weight)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.fake_quantize_per_tensor_affine(x, 1 / 255, 0, 0, 255)  # the input's own 8-bit levels
-        for conv, observed in zip(self.convs[:-1], self.ranges, strict=True):
-            h = observed(F.relu(F.conv2d(h, quantised_weight(conv.weight), conv.bias, padding=1)))
-        last = self.convs[-1]
-        detail = F.conv2d(h, quantised_weight(last.weight), last.bias, padding=1)  # float32 out
+        for i, observed in enumerate(self.ranges):
+            h = observed(F.relu(F.conv2d(h, self.weight(i), self.convs[i].bias, padding=1)))
+        detail = F.conv2d(h, self.weight(len(self.convs) - 1), self.convs[-1].bias, padding=1)  # float32 out
         return F.pixel_shuffle(detail, self.scale) + self.upsample(x)
 
     def training_progress(self, fraction: float) -> None:
