@@ -1,18 +1,19 @@
-"""A quantisation-aware checkpoint (`repsr-relu-int8`) -> QDQ ONNX that onnxruntime runs on integer kernels. The graph
-is written node by node rather than traced: what onnxruntime fuses is a fixed pattern, and tracing fake-quantisation
-leaves the weights as float constants behind a QuantizeLinear. Here each body convolution is ``DequantizeLinear(int8
-weight, per channel) -> Conv (int32 bias) [-> Relu] -> QuantizeLinear(uint8) -> DequantizeLinear``, which
-onnxruntime folds into one QLinearConv (a ReLU before a zero-point-0 quantisation is dropped as redundant). The
-first and the last convolutions run in float32 on the same numbers (their int8 weights already multiplied by their
-steps, or with ``float_ends`` their weights as trained): the first reads the 3-channel picture, too narrow for the
-integer kernel to gain (float32 there made the graph 2-7% faster), and the last writes float32; behind a
-DequantizeLinear onnxruntime would not give them its blocked-layout float kernel, and ahead of a QuantizeLinear it
-would quantise float weights its own way. The first reads the float32 input as it is (PyTorch rounds it to 8-bit
-levels first: the same numbers for 8-bit pictures). The bicubic branch and the residual sum are float32 too, and the
-pixel shuffle is a ConvTranspose with one-hot weights: exact on the CPU (a product by 1 plus products by 0) and
-twice as fast as onnxruntime's DepthToSpace; the float graphs keep DepthToSpace, since a GPU may run a ConvTranspose
-in TF32 and round. `integer_convolutions` checks the folded graph: a model whose convolutions stayed float between
-Q/DQ pairs would be slower than float32, so it is refused, not shipped.
+"""A quantisation-aware checkpoint (`repsr-relu-int8`) -> QDQ ONNX that onnxruntime runs on integer kernels.
+
+The graph is written node by node rather than traced: what onnxruntime fuses is a fixed pattern, and tracing
+fake-quantisation leaves the weights as float constants behind a QuantizeLinear. Here each body convolution is
+``DequantizeLinear(int8 weight, per channel) -> Conv (int32 bias) [-> Relu] -> QuantizeLinear(uint8) ->
+DequantizeLinear``, which onnxruntime folds into one QLinearConv (a ReLU before a zero-point-0 quantisation is
+dropped as redundant). The first and the last convolutions run in float32 on the same numbers (their int8 weights
+already multiplied by their steps, or with ``float_ends`` their weights as trained): the first reads the 3-channel
+picture, too narrow for the integer kernel to gain (float32 there made the graph 2-7% faster), and the last writes
+float32; behind a DequantizeLinear onnxruntime would not give them its blocked-layout float kernel, and ahead of a
+QuantizeLinear it would quantise float weights its own way. The first reads the float32 input as it is (PyTorch
+rounds it to 8-bit levels first: the same numbers for 8-bit pictures). The bicubic branch and the residual sum are
+float32 too, and the pixel shuffle is a ConvTranspose with one-hot weights: exact on the CPU (a product by 1 plus
+products by 0) and twice as fast as onnxruntime's DepthToSpace; the float graphs keep DepthToSpace, since a GPU may
+run a ConvTranspose in TF32 and round. `integer_convolutions` checks the folded graph: a model whose convolutions
+stayed float between Q/DQ pairs would be slower than float32, so it is refused, not shipped.
 """
 
 from __future__ import annotations
