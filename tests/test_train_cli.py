@@ -178,24 +178,3 @@ def test_ctrl_c_says_how_to_continue_not_that_something_broke(tmp_path: Path, mo
                                       *RUN])
     assert result.exit_code == 130, result.output
     assert "--resume" in result.output and "unexpected" not in result.output
-
-
-def test_an_average_without_warmup_weighs_the_first_weights_at_the_full_decay(tmp_path: Path) -> None:
-    """--no-ema-warmup (a short fine-tune of trained weights): the average starts at the full decay, so after one
-    step it is decay x the first weights + (1 - decay) x the stepped ones; with the warmup (the default) a young
-    average follows the model (decay 1/10 at step 0)."""
-    data = data_folder(tmp_path / "data")
-    invoke("--data", data, "--out", tmp_path / "start", *RUN)
-    start = load_checkpoint(tmp_path / "start" / "last.pt")["ema"]
-    one_step = [*RUN, "--steps", "1", "--ema", "0.5", "--init-from", tmp_path / "start" / "last.pt"]
-    for flag, decay in (("--no-ema-warmup", 0.5), ("--ema-warmup", 0.1)):
-        run = tmp_path / flag
-        invoke("--data", data, "--out", run, *one_step, flag)
-        state = load_checkpoint(run / "last.pt")
-        assert state["config"]["ema_warmup"] is (flag == "--ema-warmup")
-        moved = [name for name, first in start.items()
-                 if first.is_floating_point() and not torch.equal(state["model"][name], first)]
-        assert len(moved) >= 4  # the step moved the weights
-        for name in moved:
-            want = decay * start[name] + (1 - decay) * state["model"][name]
-            assert torch.allclose(state["ema"][name], want, atol=1e-6), (flag, name)

@@ -98,10 +98,6 @@ def main_command(
     weight_decay: Annotated[float, typer.Option("--weight-decay")] = _D.weight_decay,
     grad_clip: Annotated[float, typer.Option("--grad-clip", help="Max grad norm; 0 = off.")] = _D.grad_clip,
     ema: Annotated[float, typer.Option("--ema", help="EMA decay; 0 = off.")] = _D.ema,
-    ema_warmup: Annotated[bool, typer.Option(
-        "--ema-warmup/--no-ema-warmup",
-        help="Ramp the EMA decay up from 0 over the first steps; off for a short fine-tune of trained weights.")
-    ] = _D.ema_warmup,
     init_from: Annotated[Path | None, typer.Option(
         "--init-from", help="Start from this checkpoint's weights where shapes match (e.g. 4x from 2x).")] = None,
     loss: Annotated[Loss, typer.Option("--loss", help="Pixel loss.")] = _DEFAULT_LOSS,

@@ -40,7 +40,6 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0  # max gradient norm; 0 disables
     ema: float = 0.999  # EMA decay of weights; 0 disables
-    ema_warmup: bool = True  # ramp the decay up from 0 (fresh weights); off: full decay from step 0 (a fine-tune)
     init_from: str | None = None  # start from another run's weights where shapes match (e.g. 4x from 2x)
     # --- loss ---
     loss: str = "l1"  # l1 or mse

@@ -71,11 +71,8 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 @torch.no_grad()
-def update_ema(ema: nn.Module, model: nn.Module, decay: float, step: int, warmup: bool = True) -> None:
-    """Move the average towards the model. With ``warmup`` a young average follows the model closely (the decay
-    reaches 0.999 only after 9,000 steps), right for fresh weights; a short fine-tune of trained weights averages
-    over its whole horizon from the start instead (an int8 twin's rounding-adapted weights, MODEL_CARD.md)."""
-    d = min(decay, (1 + step) / (10 + step)) if warmup else decay
+def update_ema(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
+    d = min(decay, (1 + step) / (10 + step))  # a young average follows the model closely
     torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - d)  # one kernel, not one per tensor
     for mine, theirs in zip(ema.buffers(), model.buffers(), strict=True):
         mine.copy_(theirs)  # state that is not learned (int8 ranges observed) is the model's, not averaged
@@ -254,7 +251,7 @@ def _apply(run: Run, step: int) -> None:
     run.opt.step()
     run.model.training_progress((step + 1) / run.cfg.steps)  # e.g. int8 ranges freeze part way
     if run.ema is not None:
-        update_ema(run.ema, run.model, run.cfg.ema, step, run.cfg.ema_warmup)
+        update_ema(run.ema, run.model, run.cfg.ema, step)
 
 
 def load_teacher(cfg: TrainConfig, device: torch.device) -> SRNet:
