@@ -4,21 +4,37 @@ The whole output is never copied: not into a Pillow image (which holds RGB as 4 
 encoded buffer. Each band of rows is filtered ("Up": each byte minus the one above, vectorised and good for
 photos), joined with its alpha, and fed to one zlib stream whose output goes to the file as IDAT chunks. So a
 PNG costs the output array and a few bands, whatever the image's size (benchmarks/memory.py).
+
+Levels 1 and 2 (1 is the default) compress with ISA-L, Intel's deflate: on upscaled photographs it took a third of
+zlib level 1's time and wrote files 5% smaller, and writing was a third of `upscale dir`'s time (docs/performance.md).
+The stream is standard zlib, so every PNG reader takes it. Level 0 (stored) and 3-9 are zlib's own.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import numpy as np
+from isal import isal_zlib
 
 from .photo_metadata import PhotoMetadata, png_chunks
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BAND_ROWS = 64
 _COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # planes -> PNG colour type (grey, grey+alpha, RGB, RGBA)
+ISAL_LEVELS = (1, 2)  # the fast levels, where ISA-L beats zlib in both time and size
+
+
+class Compressor(Protocol):
+    def compress(self, data: bytes, /) -> bytes: ...
+    def flush(self) -> bytes: ...
+
+
+def compressor(level: int) -> Compressor:
+    """A zlib stream compressor for ``level`` 0-9: ISA-L's at the fast levels, zlib's at the others."""
+    return isal_zlib.compressobj(level) if level in ISAL_LEVELS else zlib.compressobj(level)
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -53,7 +69,7 @@ def write_png(out: BinaryIO, pixels: np.ndarray, alpha: np.ndarray | None = None
     written = 0
     for part in header:
         written += out.write(part)
-    compressor = zlib.compressobj(compress_level)
+    stream = compressor(compress_level)
     big_endian = ">u2" if depth == 16 else np.uint8
     previous = np.zeros(w * planes * depth // 8, np.uint8)
     for top in range(0, h, BAND_ROWS):
@@ -67,9 +83,9 @@ def write_png(out: BinaryIO, pixels: np.ndarray, alpha: np.ndarray | None = None
         filtered[0, 1:] -= previous  # uint8 arithmetic wraps modulo 256, as the PNG spec wants
         filtered[1:, 1:] -= raw[:-1]
         previous = raw[-1].copy()
-        data = compressor.compress(filtered.tobytes())
+        data = stream.compress(filtered.tobytes())
         if data:
             written += out.write(_chunk(b"IDAT", data))
-    written += out.write(_chunk(b"IDAT", compressor.flush()))
+    written += out.write(_chunk(b"IDAT", stream.flush()))
     written += out.write(_chunk(b"IEND", b""))
     return written
