@@ -8,7 +8,7 @@ For each image size (input megapixels, 3:2) and tile setting, two numbers in out
   converted, batches split over the CPU lanes, cores stitched and quantised into the output);
 - raw: one onnxruntime session with every thread (the simple loop's session) running the very windows the
   engine plans, pre-made as float32 batches outside the timing: the model's cost on those tiles and nothing
-  else. The ratio engine/raw is what the engine's own work (or its lanes) costs or gains; issue 14's target is
+  else. The ratio engine/raw is what the engine's own work (or its lanes) costs or gains; the target is
   at least 0.90 in every cell.
 
 A third column gives raw onnxruntime on the whole image (one window, no overlap): what tiling costs against

@@ -2,7 +2,7 @@
 
     python benchmarks/fast_model.py [--fast fast-x2] [--images DIR] [--count 16] [--size 481x321] [--repeats 3]
 
-Issue 14's targets, on the same photos and PNG level: the fast model at least 1.8x faster than the default
+The targets, on the same photos and PNG level: the fast model at least 1.8x faster than the default
 through `upscale dir` (PNG level 1), and at least 2x the simple onnxruntime loop (`simple_ort_loop.py`: one
 session, whole images, Pillow) running the default model. Every run is a fresh process (start-up included);
 the three commands take turns within each repeat, so a slow spell on a shared machine hits them alike, and the

@@ -4,7 +4,7 @@
 
 Each case is one `upscale dir` process on one generated photo-like image whose output has about
 ``--megapixels`` MP; its peak resident set (the child's ru_maxrss) minus the same process on a 64x64 image
-(interpreter, onnxruntime and the model) is divided by the output megapixels. The budget of issue 13 is 8 bytes
+(interpreter, onnxruntime and the model) is divided by the output megapixels. The budget is 8 bytes
 per output pixel plus 400 MB for 8-bit RGB/RGBA/grey.
 """
 

@@ -1,4 +1,4 @@
-"""Bring onnxruntime-gpu to a lent GPU machine that has no network, in parts (issue 15).
+"""Bring onnxruntime-gpu to a lent GPU machine that has no network, in parts.
 
     python scripts/cuda_wheel_parts.py [--part-mb 38]
 

@@ -55,7 +55,7 @@ def test_bundled_model_is_small_self_describing_and_upscales(name: str) -> None:
 
 
 def test_the_fast_model_costs_a_third_and_runs_fused_convolutions() -> None:
-    """fast-x2 (issue 14): at most 8,000 multiply-adds per output pixel, and only ops that onnxruntime's CPU
+    """fast-x2: at most 8,000 multiply-adds per output pixel, and only ops that onnxruntime's CPU
     convolution fuses (ReLU, no PRelu or its exported mix), which is where its speed comes from."""
     import onnx
 

@@ -123,7 +123,7 @@ def test_registry_numbers() -> None:
     assert d.macs_per_output_pixel <= 25_000 and d.receptive_field == 10
     assert d.params == sum(p.numel() for p in create_model("repsr", 2).fold().parameters())
     fast = create_model("repsr-relu", 2)
-    # fast-x2's budget (issue 14): at most 8,000. 16 channels, 12 layers in LR space, a quarter per output pixel.
+    # fast-x2's budget: at most 8,000. 16 channels, 12 layers in LR space, a quarter per output pixel.
     assert fast.describe().macs_per_output_pixel == (3 * 16 * 9 + 12 * 16 * 16 * 9 + 16 * 12 * 9 + 12 * 25) / 4
     assert fast.describe().macs_per_output_pixel <= 8_000
     assert not any(isinstance(m, torch.nn.PReLU) for m in fast.fold().modules())

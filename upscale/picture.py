@@ -94,7 +94,7 @@ def _tile_option(model: UpscaleModel, options: UpscaleOptions) -> int | None:
 
 def resize_alpha(alpha: np.ndarray, width: int, height: int) -> np.ndarray:
     """An alpha plane resized with Lanczos in its own 8- or 16-bit Pillow mode ("L", "I;16"): one integer copy in
-    and one out, where a float resize would hold four bytes per pixel twice (issue 13's memory bound)."""
+    and one out, where a float resize would hold four bytes per pixel twice (docs/memory.md)."""
     if alpha.dtype not in (np.uint8, np.uint16):
         return resize_lanczos(alpha[..., None], width, height)[..., 0]
     resized = Image.fromarray(np.ascontiguousarray(alpha)).resize((width, height), Image.Resampling.LANCZOS)

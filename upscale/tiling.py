@@ -24,7 +24,7 @@ AUTO_TILE = 384
 """Largest tile side used by ``tile=None``; each axis is then cut into equal tiles no larger than this,
 so a 640-pixel side becomes two 320-pixel tiles rather than 384 + 256, and a side of up to 384 pixels is never
 cut at all. 384 (not larger) so that two windows fit `MAX_BATCH_PIXELS`, one per CPU lane: memory stays bounded
-(issue 13) for 3% more overlap computed than 512-pixel tiles."""
+(the memory bound) for 3% more overlap computed than 512-pixel tiles."""
 
 ModelCall = Callable[[np.ndarray], np.ndarray]
 """A model as tiling sees it: (N,3,h,w) float32 in [0,1] to (N,3,h*scale,w*scale)."""
