@@ -2,12 +2,12 @@
 
     python benchmarks/shuffle_cost.py [--model fast-x2] [--rounds 8]
 
-The float models shuffle pixels with DepthToSpace, which a GPU runs exactly; onnxruntime's CPU kernel for it is
-slow. The int8 twins shuffle with a ConvTranspose of one-hot weights (exact on the CPU). This times, on a batch of
-two 408x408 windows (as `int8_speed.py`), one onnxruntime session each (all threads), taking turns, best of five
-per round: ``MODEL`` as shipped, ``MODEL`` with every DepthToSpace replaced by that ConvTranspose (the same
-output, bit for bit, checked here), and ``MODEL-int8``. The int8 gain over the second is its gain over a float
-graph written for the CPU.
+The float models shuffle pixels with one DepthToSpace (the detail added to the bicubic phases first), which a GPU
+runs exactly; onnxruntime's CPU kernel for it is slow. The int8 twins shuffle with a ConvTranspose of one-hot
+weights (exact on the CPU). This times, on a batch of two 408x408 windows (as `int8_speed.py`), one onnxruntime
+session each (all threads), taking turns, best of five per round: ``MODEL`` as shipped, ``MODEL`` with every
+DepthToSpace replaced by that ConvTranspose (the same output, bit for bit, checked here), and ``MODEL-int8``. The
+int8 gain over the second is its gain over a float graph written for the CPU.
 """
 
 from __future__ import annotations

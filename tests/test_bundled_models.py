@@ -8,6 +8,7 @@ variant computes the same picture as its float32 twin.
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 
 from upscale import load_model
@@ -46,6 +47,7 @@ def test_bundled_model_is_small_self_describing_and_upscales(name: str) -> None:
     info = model.info
     assert info.has_metadata and info.architecture.startswith("repsr") and f"x{info.scale}" in name
     assert info.training_data and "Set5" in info.validation and "MACs" in info.description
+    assert [n.op_type for n in onnx.load(path).graph.node].count("DepthToSpace") <= 1  # one shuffle at most
     x = photo(17, 23).astype(np.float32).transpose(2, 0, 1)[None] / 255
     y = model(x)
     assert y.shape == (1, 3, 17 * info.scale, 23 * info.scale)

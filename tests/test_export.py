@@ -167,6 +167,20 @@ def test_prelu_is_exported_in_the_form_onnxruntime_runs_fast(checkpoint: Path, t
     assert not any(node.metadata_props for node in graph.node)  # no stack traces with local paths shipped
 
 
+def test_the_detail_joins_the_bicubic_phases_before_one_shuffle(checkpoint: Path, tmp_path: Path) -> None:
+    """One DepthToSpace, not one for the detail and one for the bicubic branch: the same numbers to the bit (a
+    shuffle is a permutation) for half the data moved; onnxruntime's CPU DepthToSpace is slow."""
+    out = tmp_path / "m.onnx"
+    assert runner.invoke(export_app, [str(out), "-c", str(checkpoint)]).exit_code == 0
+    ops = [node.op_type for node in onnx.load(out).graph.node]
+    assert ops.count("DepthToSpace") == 1 and ops[-1] == "DepthToSpace", ops[-4:]
+    model = model_from_checkpoint(load_checkpoint(checkpoint)).eval()
+    x = torch.rand(1, 3, 9, 11)
+    with torch.no_grad():
+        twice = torch.nn.functional.pixel_shuffle(model.body(x), model.scale) + model.upsample(x)
+        assert torch.equal(model(x), twice)
+
+
 def test_a_file_that_is_not_a_checkpoint_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "notes.pt"
     bad.write_text("not a checkpoint")

@@ -136,9 +136,13 @@ class BicubicUpsample(nn.Module):
         self.conv.requires_grad_(False)  # fixed: this is interpolation, not a learned layer
         self.scale = scale
 
+    def phases(self, x: torch.Tensor) -> torch.Tensor:
+        """The scale*scale phases of each channel before the shuffle: a network adds its detail here and shuffles
+        once (a shuffle is a permutation, so the sum is the same to the bit, and it moves half the data)."""
+        return self.conv(F.pad(x, (2, 2, 2, 2), mode="replicate"))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, (2, 2, 2, 2), mode="replicate")
-        return F.pixel_shuffle(self.conv(x), self.scale)
+        return F.pixel_shuffle(self.phases(x), self.scale)
 
 
 @register("srcnn")
@@ -275,7 +279,7 @@ class RepSR(SRNet):
         return max(self.depth + 2, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pixel_shuffle(self.body(x), self.scale) + self.upsample(x)
+        return F.pixel_shuffle(self.body(x) + self.upsample.phases(x), self.scale)
 
     def fold(self) -> RepSR:
         folded = copy.deepcopy(self).eval()

@@ -131,7 +131,7 @@ class RepSRInt8(SRNet):
         for i, observed in enumerate(self.ranges):
             h = observed(F.relu(F.conv2d(h, self.weight(i), self.convs[i].bias, padding=1)))
         detail = F.conv2d(h, self.weight(len(self.convs) - 1), self.convs[-1].bias, padding=1)  # float32 out
-        return F.pixel_shuffle(detail, self.scale) + self.upsample(x)
+        return F.pixel_shuffle(detail + self.upsample.phases(x), self.scale)
 
     def training_progress(self, fraction: float) -> None:
         """Freeze the ranges once ``fraction`` of the run is done."""
