@@ -42,3 +42,27 @@ def test_the_tracked_tree_holds_only_what_the_layout_names() -> None:
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     top = {path.split("/", 1)[0] for path in tracked.splitlines()}
     assert top <= named, f"tracked but not in the README's layout: {sorted(top - named)}"
+
+
+def test_every_runtime_import_is_a_declared_dependency() -> None:
+    """`pip install .` alone must run `upscale`: every package the `upscale/` modules import when loaded is in
+    [project].dependencies, not merely present because a test or training extra pulled it in (click came with
+    ray and moto here while typer had stopped requiring it, and a plain install crashed at start)."""
+    import ast
+    import importlib.metadata
+
+    import tomllib
+
+    requirements = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    declared = {re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
+    distributions = importlib.metadata.packages_distributions()
+    undeclared = []
+    for path in sorted((ROOT / "upscale").rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:  # module level: what loading the module imports
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            for top in {name.split(".")[0] for name in names} - set(sys.stdlib_module_names) - {"upscale"}:
+                owners = {d.lower().replace("_", "-") for d in distributions.get(top, [top])}
+                if not owners & declared:
+                    undeclared.append(f"{path.relative_to(ROOT)}: {top}")
+    assert not undeclared, undeclared

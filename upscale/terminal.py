@@ -13,12 +13,15 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from .errors import UNEXPECTED, DeviceError, UpscaleError, UsageError, debugging, first_line
+
+# Exits a command chose: typer's Exit and Abort, and click's usage errors (ClickException), which newer typer vendors
+# (click is then not installed at all) and older typer re-exports: found through typer, whichever it is.
+CHOSEN_EXITS = (typer.Exit, typer.Abort, *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"))
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -91,8 +94,8 @@ def error_boundary() -> Iterator[None]:
     except UpscaleError as exc:
         error(f"{exc}")
         raise typer.Exit(1) from None
-    except (typer.Exit, click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
-        raise  # an exit the command chose (typer's Exit is not click's since typer 0.2x)
+    except CHOSEN_EXITS:
+        raise
     except Exception as exc:
         if debugging():
             raise
