@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from throughput import timed  # benchmarks/ is on the path when run as a script
 from upscale.export.int8_export import to_qdq_onnx
 from upscale.export.onnx_export import to_onnx
 from upscale.train.arch import create_model
@@ -57,10 +57,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for i, s in enumerate((float_session, int8_session)):
                 s.run(None, window)
-                for _ in range(3):
-                    start = time.perf_counter()
-                    s.run(None, window)
-                    best[i] = min(best[i], time.perf_counter() - start)
+                best[i] = min(best[i], *(timed(lambda s=s: s.run(None, window)) for _ in range(3)))
         results[shape] = {"macs_per_output_pixel": round(macs), "float_ms": round(best[0] * 1000, 1),
                           "int8_ms": round(best[1] * 1000, 1), "int8_over_float": round(best[0] / best[1], 2)}
     print(json.dumps({"scale": args.scale, **results}, indent=2))

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper
+from throughput import timed  # benchmarks/ is on the path when run as a script
 from upscale.export.int8_export import one_hot_shuffle
 
 from upscale.registry import bundled_models, resolve_model_path
@@ -86,10 +86,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, s in sessions.items():
             feed = {s.get_inputs()[0].name: batch}
-            for _ in range(5):
-                start = time.perf_counter()
-                s.run(None, feed)
-                best[name] = min(best[name], time.perf_counter() - start)
+            best[name] = min(best[name], *(timed(lambda s=s, f=feed: s.run(None, f)) for _ in range(5)))
     twice, shipped, rewritten, *int8 = best.values()
     ratios = {"shipped_over_twice": round(twice / shipped, 2), "rewritten_over_shipped": round(shipped / rewritten, 2)}
     if int8:
