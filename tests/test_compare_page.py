@@ -80,6 +80,20 @@ def open_page(play, page_file: Path, offline: bool = False):
     return browser, page, problems
 
 
+IMAGES_SETTLED = """() => new Promise(settled => {
+    const check = () => [...document.images].every(i => i.complete) ? settled(true) : setTimeout(check, 50);
+    setTimeout(() => settled(false), 15000);
+    check();
+})"""
+
+
+def wait_for_images(page) -> None:
+    """Wait until every image has loaded or failed. Playwright's `wait_for_function` compiles its predicate with
+    `eval` in the page, which the page's Content-Security-Policy forbids (as it should); a function passed to
+    `evaluate` runs through the debugger protocol instead, outside the page's policy."""
+    assert page.evaluate(IMAGES_SETTLED), "images still loading after 15 s"
+
+
 def test_the_page_in_a_browser(batch: Path) -> None:
     sync_playwright = browser_or_skip()
     with sync_playwright() as play:
@@ -96,7 +110,8 @@ def test_the_page_in_a_browser(batch: Path) -> None:
         # the slider shows more of the output as it moves: the pixels on screen change
         viewer = page.locator(".card", has_text="a.png").locator(".viewer")
         viewer.scroll_into_view_if_needed()
-        page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+        wait_for_images(page)
+        assert page.evaluate("[...document.images].every(i => i.naturalWidth > 0)")
         slider = viewer.locator("input[type=range]")
         slider.fill("0")
         at_zero = viewer.screenshot()
@@ -137,7 +152,7 @@ def test_the_page_works_from_a_copied_folder_offline(batch: Path, tmp_path: Path
     with sync_playwright() as play:
         browser, page, problems = open_page(play, copy / "compare.html", offline=True)
         page.evaluate("document.querySelectorAll('img').forEach(i => i.loading = 'eager')")
-        page.wait_for_function("[...document.images].every(i => i.complete)")
+        wait_for_images(page)
         loaded = page.evaluate("[...document.images].map(i => i.naturalWidth)")
         assert len(loaded) == 6 and all(width > 0 for width in loaded)  # two crops for each of the three outputs
         link = page.locator(".card", has_text="a.png").locator("a", has_text="full output").get_attribute("href")
