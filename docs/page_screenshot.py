@@ -39,7 +39,8 @@ def main() -> None:
                        check=True)
         with sync_playwright() as play:
             browser = play.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1020, "height": 620})
+            # bypass_csp: wait_for_function compiles its predicate with eval, which the page's policy forbids
+            page = browser.new_page(viewport={"width": 1020, "height": 620}, bypass_csp=True)
             page.goto((outputs / "compare.html").as_uri())
             page.evaluate("document.querySelectorAll('img').forEach(i => i.loading = 'eager')")
             page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
