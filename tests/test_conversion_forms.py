@@ -16,9 +16,11 @@ if importlib.util.find_spec("spandrel") is None:
     pytest.skip("spandrel not installed", allow_module_level=True)
 
 from torch import nn  # noqa: E402
-from upscale.export import third_party  # noqa: E402
+from upscale.export import conversion  # noqa: E402
+from upscale.export.conversion import FIXED_WINDOW, convert  # noqa: E402
 from upscale.export.metadata import attach_metadata  # noqa: E402
-from upscale.export.third_party import FIXED_WINDOW, Parity, ThirdParty, convert, engine_shapes  # noqa: E402
+from upscale.export.parity import Parity, engine_shapes  # noqa: E402
+from upscale.export.third_party import ThirdParty  # noqa: E402
 
 from upscale import load_model  # noqa: E402
 from upscale.cli.app import app  # noqa: E402
@@ -54,14 +56,14 @@ def third(module: nn.Module, multiple_of: int = 1) -> ThirdParty:
 @pytest.fixture
 def no_torch_export(monkeypatch) -> None:
     """Only the TorchScript exporter (torch.export would trace these sizes symbolically and succeed)."""
-    real = third_party._export
+    real = conversion.trace
 
     def export(module, example, dynamo, fixed=False, **options):
         if dynamo:
             raise RuntimeError("torch.export unavailable in this test")
         return real(module, example, dynamo, fixed, **options)
 
-    monkeypatch.setattr(third_party, "_export", export)
+    monkeypatch.setattr(conversion, "trace", export)
 
 
 def test_engine_shapes_cover_what_the_engine_runs() -> None:
@@ -124,7 +126,7 @@ def test_when_nothing_converts_the_reason_names_every_attempt(monkeypatch) -> No
     def broken(module, example, dynamo, fixed=False, multiple=1, batch_one=False):
         raise RuntimeError(f"exporter {'dynamo' if dynamo else 'script'}{' fixed' if fixed else ''} says no")
 
-    monkeypatch.setattr(third_party, "_export", broken)
+    monkeypatch.setattr(conversion, "trace", broken)
     with pytest.raises(TrainingError) as caught:
         convert(third(Baked()), fp16=False)
     text = str(caught.value)

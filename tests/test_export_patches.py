@@ -14,7 +14,8 @@ torch = pytest.importorskip("torch")
 if importlib.util.find_spec("spandrel") is None:
     pytest.skip("spandrel not installed", allow_module_level=True)
 
-from upscale.export import patches, third_party  # noqa: E402
+from upscale.export import conversion, patches  # noqa: E402
+from upscale.export.parity import measure_parity  # noqa: E402
 from upscale.export.third_party import import_spandrel, load_third_party  # noqa: E402
 
 from upscale import load_model  # noqa: E402
@@ -71,9 +72,9 @@ def test_without_its_patch_the_traced_dctlsa_graph_is_wrong_at_other_sizes(dctls
     example = torch.rand(1, 3, 96, 112)
     shapes = [(23, 37), (40, 24)]
     with pytest.raises(ValueError, match="fails at"):
-        third_party._parity(third_party._export(module, example, dynamo=False), module, shapes, fp16=False)
-    graph = third_party._export(patches.export_friendly(module, "DCTLSA"), example, dynamo=False)
-    assert third_party._parity(graph, module, shapes, fp16=False).within(fp16=False)
+        measure_parity(conversion.trace(module, example, dynamo=False), module, shapes, fp16=False)
+    graph = conversion.trace(patches.export_friendly(module, "DCTLSA"), example, dynamo=False)
+    assert measure_parity(graph, module, shapes, fp16=False).within(fp16=False)
 
 
 def test_swin_window_attention_traces_with_any_batch(tmp_path: Path) -> None:
@@ -88,13 +89,13 @@ def test_swin_window_attention_traces_with_any_batch(tmp_path: Path) -> None:
     torch.save(network.state_dict(), path)
     module = load_third_party(path).module
     example = torch.rand(1, 3, 24, 32)
-    graph = third_party._export(patches.export_friendly(module, "SwinIR"), example, dynamo=False)
+    graph = conversion.trace(patches.export_friendly(module, "SwinIR"), example, dynamo=False)
     assert batch_mixing(graph) < 1e-5  # each image of a batch comes out as it does alone
-    assert third_party._parity(graph, module, [(16, 16), (20, 28)], fp16=False).within(fp16=False)
-    traced = third_party._export(module, example, dynamo=False)
+    assert measure_parity(graph, module, [(16, 16), (20, 28)], fp16=False).within(fp16=False)
+    traced = conversion.trace(module, example, dynamo=False)
     assert batch_mixing(traced) > 1e-4  # what the patch is for: the images mixed (float noise: 1e-7)
     with pytest.raises(ValueError, match="mixes the images of a batch"):  # within the level bounds, yet refused
-        third_party._parity(traced, module, [(16, 16), (20, 28)], fp16=False)
+        measure_parity(traced, module, [(16, 16), (20, 28)], fp16=False)
 
 
 def test_without_a_patch_a_traced_batch_gives_a_one_image_graph(tmp_path: Path, monkeypatch) -> None:
@@ -105,10 +106,10 @@ def test_without_a_patch_a_traced_batch_gives_a_one_image_graph(tmp_path: Path, 
     torch.save(SwinIR(upscale=2, img_size=16, window_size=4, embed_dim=12, depths=[2], num_heads=[2],
                       upsampler="pixelshuffle").state_dict(), path)
     monkeypatch.setattr(patches, "PATCHES", {})
-    real = third_party._export
-    monkeypatch.setattr(third_party, "_export", lambda module, example, dynamo, *a, **k: real(
+    real = conversion.trace
+    monkeypatch.setattr(conversion, "trace", lambda module, example, dynamo, *a, **k: real(
         module, example, dynamo, *a, **k) if not dynamo else pytest.fail("torch.export reached"))
-    done = third_party.convert(load_third_party(path), fp16=False)
+    done = conversion.convert(load_third_party(path), fp16=False)
     assert (done.exporter, done.shapes, done.batch_one) == ("TorchScript, one image a run",
                                                             "any size; one image a run", True)
 

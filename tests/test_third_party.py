@@ -181,9 +181,9 @@ def test_without_torch_the_error_names_the_extra(tmp_path: Path, cache: Path, mo
 
 def test_an_export_that_disagrees_with_pytorch_writes_nothing(tmp_path: Path, cache: Path, monkeypatch) -> None:
     """Every attempt 'succeeds' with a graph 10 levels off PyTorch: nothing is written, nothing cached, one line."""
-    from upscale.export import third_party
+    from upscale.export import conversion, parity
 
-    monkeypatch.setattr(third_party, "_parity", lambda *args, **kwargs: third_party.Parity(10, 3.0, 0.04, 8))
+    monkeypatch.setattr(conversion, "measure_parity", lambda *args, **kwargs: parity.Parity(10, 3.0, 0.04, 8))
     weights = save(tmp_path, "compact.pth", compact_general_x4v3())
     out = tmp_path / "m.onnx"
     result = runner.invoke(export_app, [str(out), "-c", str(weights)])

@@ -108,8 +108,8 @@ class UpscaleModel:
         fixed = self.info.fixed_window
         if fixed and (h > fixed or w > fixed):
             raise ValueError(f"a {h}x{w} window for a model that takes {fixed}x{fixed} (the tiler plans smaller)")
-        ph = fixed or _padded(h, self.info.multiple_of, self.info.min_size)
-        pw = fixed or _padded(w, self.info.multiple_of, self.info.min_size)
+        ph = fixed or padded_side(h, self.info.multiple_of, self.info.min_size)
+        pw = fixed or padded_side(w, self.info.multiple_of, self.info.min_size)
         if (ph, pw) != (h, w):
             # reflected, as the architectures that need a size multiple pad themselves (SwinIR, HAT, DCTLSA...):
             # then the padded border is what the model expects, and the output near it what PyTorch gives
@@ -147,7 +147,8 @@ def _run_session(session: ort.InferenceSession, input_name: str, feed: np.ndarra
         raise ModelRunError(f"the model failed on this picture: {text}") from exc
 
 
-def _padded(size: int, multiple_of: int, min_size: int) -> int:
+def padded_side(size: int, multiple_of: int, min_size: int = 0) -> int:
+    """A side as the graph takes it: up to its multiple, and at least its minimum."""
     return max(min_size, math.ceil(size / multiple_of) * multiple_of)
 
 
@@ -253,7 +254,7 @@ def _trial(session: ort.InferenceSession, source: bytes | str, device: Device, i
     """A GPU's trial (`device.check_agreement` against the CPU); the note where part of the model runs on the
     CPU."""
     cpu = open_session(source, Device("cpu"), _session_options(threads))
-    size = info.fixed_window or _padded(16, info.multiple_of, info.min_size)
+    size = info.fixed_window or padded_side(16, info.multiple_of, info.min_size)
 
     def runner(on: ort.InferenceSession):
         inp = on.get_inputs()[0]
