@@ -43,7 +43,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import TrainConfig
-from .data import PatchSampler, load_images, prefetch, to_unit
+from .data import ImageSet, PatchSampler, load_images, prefetch, to_unit
 from .graphics import SIZE as GRAPHICS_SIZE
 from .graphics import graphics_pictures
 from .losses import SRLoss, pixel_distance
@@ -286,18 +286,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, state: dict | N
     """Run (or continue) training; returns the last metrics record. ``progress(record)`` is called
     after each log/validation event (the CLI draws its progress line from it). ``state``: the checkpoint to
     resume from, when the caller has read it already (the CLI does, for its settings): read once."""
-    if cfg.pixel_weight <= 0 and not cfg.teacher:
-        raise TrainingError("--pixel-weight 0 leaves nothing to learn without a --teacher")
-    pixel_distance(cfg.distill_loss, "--distill-loss")  # a bad name fails now, before the data and teacher load
-    if cfg.graphics and cfg.patch > min(GRAPHICS_SIZE):
-        raise TrainingError(f"--graphics draws {GRAPHICS_SIZE[0]}x{GRAPHICS_SIZE[1]} pictures: a --patch of "
-                            f"{cfg.patch} does not fit them (at most {min(GRAPHICS_SIZE)})")
+    _check_settings(cfg)
     run = _set_up(cfg, resume, state)
-    for spec in cfg.val_degrade:
-        try:
-            parse_spec(spec)  # a bad spec fails now, not at the first validation
-        except ValueError as exc:
-            raise TrainingError(f"--val-degrade: {exc}") from None
     out = Path(cfg.out)
     images = load_images([Path(d) for d in cfg.data], cfg.patch)
     images.images += graphics_pictures(cfg.graphics, cfg.seed)
@@ -309,12 +299,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, state: dict | N
                        Path(cfg.vgg_weights) if cfg.vgg_weights else None).to(run.device)
     metrics_path = out / "metrics.jsonl"
     if run.master:
-        out.mkdir(parents=True, exist_ok=True)
-        log_line(metrics_path, {"event": "start", "step": run.start, "arch": asdict(run.model.describe()),
-                                "device": str(run.device), "world_size": run.world,
-                                "effective_batch": cfg.batch_size * run.world, "train_images": len(images.images),
-                                "skipped_small": images.skipped_small, "init_from": run.initialised,
-                                "unreadable": images.unreadable, "config": asdict(cfg)})
+        _log_start(run, images, metrics_path)
 
     # numpy's BLAS on the prefetch thread would start its own threads and fight torch's for the same cores.
     blas_limit = threadpool_limits(limits=1, user_api="blas")
@@ -364,7 +349,39 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, state: dict | N
         raise
     finally:
         blas_limit.restore_original_limits()
-    if run.master and not cfg.val and (out / "last.pt").is_file():
+    return _finish(run, step, record, metrics_path)
+
+
+def _check_settings(cfg: TrainConfig) -> None:
+    """Settings that cannot work fail before the data, the teacher and the first step load."""
+    if cfg.pixel_weight <= 0 and not cfg.teacher:
+        raise TrainingError("--pixel-weight 0 leaves nothing to learn without a --teacher")
+    pixel_distance(cfg.distill_loss, "--distill-loss")
+    if cfg.graphics and cfg.patch > min(GRAPHICS_SIZE):
+        raise TrainingError(f"--graphics draws {GRAPHICS_SIZE[0]}x{GRAPHICS_SIZE[1]} pictures: a --patch of "
+                            f"{cfg.patch} does not fit them (at most {min(GRAPHICS_SIZE)})")
+    for spec in cfg.val_degrade:
+        try:
+            parse_spec(spec)  # not at the first validation, minutes in
+        except ValueError as exc:
+            raise TrainingError(f"--val-degrade: {exc}") from None
+
+
+def _log_start(run: Run, images: ImageSet, metrics_path: Path) -> None:
+    """The run's first metrics line: what it trains, on what, from where (the log says how a model was made)."""
+    cfg = run.cfg
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    log_line(metrics_path, {"event": "start", "step": run.start, "arch": asdict(run.model.describe()),
+                            "device": str(run.device), "world_size": run.world,
+                            "effective_batch": cfg.batch_size * run.world, "train_images": len(images.images),
+                            "skipped_small": images.skipped_small, "init_from": run.initialised,
+                            "unreadable": images.unreadable, "config": asdict(cfg)})
+
+
+def _finish(run: Run, step: int, record: dict, metrics_path: Path) -> dict:
+    """After the last step: best.pt where nothing validated, and on several ranks a check that they agree."""
+    out = Path(run.cfg.out)
+    if run.master and not run.cfg.val and (out / "last.pt").is_file():
         write_atomic(out / "best.pt", (out / "last.pt").read_bytes())  # no validation: best is the last
     if run.world > 1:
         in_sync = ranks_in_sync(run.model)
