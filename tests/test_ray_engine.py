@@ -33,6 +33,7 @@ from upscale.engines.ray_cluster import RayEngine  # noqa: E402
 
 @pytest.fixture(scope="module")
 def local_ray():
+    ray.shutdown()  # a Ray an earlier test's engine joined (the object-store tests run the ray engine) stays up
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()

@@ -74,6 +74,20 @@ def _as_uri(location: str) -> str:
     return location if is_uri(location) else Path(location).resolve().as_uri()
 
 
+def _check_destinations(local_output: Path | None, planned: list[Job | FileResult], report: Path | None) -> None:
+    """Before any image: an output folder or report that cannot be written is one refusal, not one per file
+    after all the work (called after the model loads, so that a model or device refusal leaves no folder behind).
+    What writes killed in an earlier run left (hidden temporaries, never under a final name) goes now, whenever
+    the kill landed."""
+    if local_output is not None:
+        check_writable(local_output, "the output folder")
+        sweep_temp_files({Path(r.output).parent for r in planned if r.output is not None})
+    if report is not None:
+        if report.is_dir():
+            raise UsageError(f"{report}: the report path is a folder")
+        check_writable(report.parent, "the report's folder")
+
+
 def run_directory(input_dir: str | Path, output_dir: str | Path, model: str | None = None, *, device: str = "auto",
                   strength: float | None = None,
                   threads: int | None = None, options: UpscaleOptions | None = None,
@@ -103,17 +117,7 @@ def run_directory(input_dir: str | Path, output_dir: str | Path, model: str | No
         observer.model_ready(loaded)
     if uris is None and not output.overwrite:
         jobs, results = redo_incomplete(jobs, results, lambda size: options.target(loaded.scale, size).size)
-    # Before any image: an output folder or report that cannot be written is one refusal, not one per file
-    # after all the work (after the model, so that a model or device refusal leaves no folder behind).
-    if uris is None:
-        check_writable(Path(output_dir), "the output folder")
-        # what writes killed in an earlier run left (hidden temporaries, never under a final name): gone now,
-        # whenever the kill landed
-        sweep_temp_files({Path(r.output).parent for r in [*results, *jobs] if r.output is not None})
-    if report is not None:
-        if report.is_dir():
-            raise UsageError(f"{report}: the report path is a folder")
-        check_writable(report.parent, "the report's folder")
+    _check_destinations(None if uris else Path(output_dir), [*results, *jobs], report)
     if observer:
         observer.planned(jobs, results)
 
