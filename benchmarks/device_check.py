@@ -31,6 +31,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -111,7 +112,170 @@ def rate(model, batch: np.ndarray, repeats: int) -> float:
     return round(out.shape[0] * out.shape[2] * out.shape[3] / 1e6 / statistics.median(times), 2)
 
 
-def main() -> int:
+@dataclass
+class Check:
+    """What every stage reads: the device, the options, the report so far and the photo folder."""
+
+    args: argparse.Namespace
+    kind: str
+    sizes: list[tuple[int, int]]
+    report: dict[str, object]
+    passed: dict[str, bool] = field(default_factory=dict)
+    inputs: Path | None = None
+    count: int = 0
+    megapixels_out: float = 0.0
+
+    @property
+    def device(self) -> str:
+        return self.args.device
+
+    def against_upscale_dir(self, seconds: float) -> dict:
+        """A peer's seconds and images/s, and how many times `upscale dir` (PNG, end to end) was faster."""
+        rows = {"seconds": round(seconds, 2), "images_s": round(self.count / seconds, 3)}
+        e2e = self.report.get("end_to_end", {})
+        if isinstance(e2e, dict) and "png_default" in e2e:
+            rows["upscale_dir_speedup"] = round(seconds / e2e["png_default"]["seconds"], 2)
+        return rows
+
+
+def device_choice(check: Check) -> dict:
+    """`--device auto` picks a GPU, `upscale dir` names it, and `--device D` loads (with its note)."""
+    reason = unusable_reason(check.kind)
+    auto = str(load_model("default", "auto").device)
+    asked = load_model("default", check.device)
+    check.passed["auto_picks_a_gpu"] = auto != "cpu" or check.device == "cpu"
+    work = Path(tempfile.mkdtemp())
+    try:
+        (work / "in").mkdir()
+        Image.fromarray(photo_like(64, 80, 0)).save(work / "in" / "a.png")
+        said = subprocess.run([sys.executable, "-m", "upscale", "dir", str(work / "in"), str(work / "out")],
+                              capture_output=True, text=True, timeout=300)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    line = next((x for x in said.stderr.splitlines() if x.startswith("model ")), said.stderr[-300:])
+    check.passed["auto_says_it"] = f"on {auto}" in line
+    return {"unusable_reason": reason, "auto": auto, "asked": str(asked.device), "note": asked.note,
+            "dir_says": line}
+
+
+def agreement(check: Check) -> dict:
+    """Every bundled learned model on the CPU and the device, whole and tiled: float32 within 1/255, float16 2/255."""
+    rows = {}
+    image = photo_like(*check.sizes[0], 1)
+    for name in [n for n in bundled_models() if not n.startswith("bicubic")]:
+        bound = 2 / 255 if name.endswith("fp16") else 1 / 255
+        cpu, gpu = load_model(name, "cpu"), load_model(name, check.device)
+        worst = 0.0
+        for tile in (0, 128):
+            opts = UpscaleOptions(tile=tile, batch_size=4)
+            a = upscale_picture(cpu, Picture(image), opts).pixels.astype(np.float32)
+            b = upscale_picture(gpu, Picture(image), opts).pixels.astype(np.float32)
+            worst = max(worst, float(np.abs(a - b).max()) / 255)
+        rows[name] = {"max_abs": round(worst, 5), "bound": round(bound, 5), "ok": worst <= bound + 1e-9,
+                      "ran": gpu.path.stem, "note": gpu.note}
+        check.passed[f"agree_{name}"] = rows[name]["ok"]
+    return rows
+
+
+def compute_mp_s(check: Check) -> dict:
+    """Output MP/s on the device, float32 and float16, by tile and batch size."""
+    rows = {}
+    tiles = [128, 256] if check.args.quick else [256, 512, 1024]
+    batches = [1, 4] if check.args.quick else [1, 4, 8, 16]
+    for name in ("repsr-x2", "repsr-x2-fp16", "repsr-x4", "repsr-x4-fp16"):
+        model = load_model(name, check.device)
+        for tile in tiles:
+            for batch in batches:
+                if tile * tile * batch > 1024 * 1024 * 16:
+                    continue
+                x = np.random.default_rng(0).random((batch, 3, tile, tile), dtype=np.float32)
+                rows[f"{name} tile {tile} batch {batch}"] = rate(model, x, 2 if check.args.quick else 5)
+    return rows
+
+
+def write_photos(check: Check, work: Path) -> None:
+    """The end-to-end folder: ``count`` photo-like PNGs at the check's sizes."""
+    check.count = 4 if check.args.quick else check.args.count
+    check.inputs = work / "in"
+    check.inputs.mkdir()
+    for i in range(check.count):
+        h, w = check.sizes[i % len(check.sizes)]
+        Image.fromarray(photo_like(h, w, i)).save(check.inputs / f"{i:03d}.png", compress_level=1)
+    check.megapixels_out = sum(Image.open(p).size[0] * Image.open(p).size[1] for p in check.inputs.iterdir()) * 4 / 1e6
+
+
+def end_to_end(check: Check, work: Path) -> dict:
+    """`upscale dir --device D` on the folder, PNG and JPEG, with the GPU's busy fraction."""
+    rows = {"images": check.count, "output_mp": round(check.megapixels_out, 1),
+            "pools": vars(IOWorkers.for_device(check.kind))}
+    for label, extra in (("png_default", []), ("jpeg", ["--format", "jpg"])):
+        with GpuBusy() as busy:
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "upscale", "dir", str(check.inputs), str(work / f"out-{label}"),
+                            "--device", check.device, "-q", *extra], check=True, timeout=1800)
+            seconds = time.perf_counter() - start
+        rows[label] = {"seconds": round(seconds, 2), "images_s": round(check.count / seconds, 3),
+                       "output_mp_s": round(check.megapixels_out / seconds, 2), "gpu_busy": busy.fraction}
+    return rows
+
+
+def io_floor(check: Check, work: Path) -> dict:
+    """Decode, encode and write the same outputs with no model, on as many threads as the pipeline's pools."""
+    paths = sorted(check.inputs.iterdir())
+    workers = IOWorkers.for_device(check.kind)
+    rows = {}
+    for label, fmt in (("png_default", "PNG"), ("jpeg", "JPEG")):
+        out = work / f"floor-{label}"
+        out.mkdir()
+
+        def one(path: Path, fmt: str = fmt, out: Path = out) -> None:
+            picture = read_image(path)
+            big = Picture(np.repeat(np.repeat(picture.pixels, 2, 0), 2, 1))  # output-sized, no model
+            data, _ = encode(big, fmt)
+            write_atomic(out / (path.stem + (".png" if fmt == "PNG" else ".jpg")), data)
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(workers.decoders + workers.encoders) as pool:
+            list(pool.map(one, paths))
+        seconds = time.perf_counter() - start
+        rows[label] = {"seconds": round(seconds, 2), "images_s": round(check.count / seconds, 3)}
+        e2e = check.report.get("end_to_end", {})
+        if isinstance(e2e, dict) and label in e2e:
+            rows[label]["pipeline_fraction_of_floor"] = round(seconds / e2e[label]["seconds"], 3)
+    return rows
+
+
+def simple_ort_loop(check: Check, work: Path) -> dict:
+    """The peer a user writes: one onnxruntime session on the same provider, whole images, Pillow."""
+    from upscale.registry import resolve_model_path
+
+    start = time.perf_counter()
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "simple_ort_loop.py"),
+                    str(resolve_model_path("default")), str(check.inputs), str(work / "out-simple"), "--device",
+                    check.kind], check=True, timeout=3600)
+    return check.against_upscale_dir(time.perf_counter() - start)
+
+
+def pytorch_eager(check: Check, work: Path) -> dict:
+    """The same network in PyTorch eager, image by image (CUDA and the CPU only)."""
+    if check.kind not in ("cuda", "cpu"):
+        return {"skipped": "PyTorch eager runs on CUDA or the CPU only"}
+    import torch
+    from upscale.train.checkpoint import load_checkpoint, model_from_checkpoint
+
+    net = model_from_checkpoint(load_checkpoint(check.args.checkpoint)).eval().to(check.device)
+    out = work / "out-torch"
+    out.mkdir()
+    start = time.perf_counter()
+    for path in sorted(check.inputs.iterdir()):
+        x = torch.from_numpy(np.asarray(Image.open(path).convert("RGB")).transpose(2, 0, 1).copy())
+        with torch.no_grad():
+            y = net(x[None].to(check.device).float().div(255))[0].clamp(0, 1).mul(255).round().byte()
+        Image.fromarray(y.permute(1, 2, 0).cpu().numpy()).save(out / path.name)  # Pillow's default level
+    return check.against_upscale_dir(time.perf_counter() - start)
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda", help="cuda[:N], webgpu[:N], directml[:N], coreml (the check) or "
                                                           "cpu (a dry run of the script)")
@@ -119,160 +283,30 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes and counts (a dry run)")
     parser.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints/repsr-x2/best.pt")
     parser.add_argument("--json-out", type=Path)
-    args = parser.parse_args()
-    device = args.device
-    kind = parse_device(device)[0]
-    sizes = [(120, 160), (200, 240)] if args.quick else SIZES
-    report: dict[str, object] = {"device": device, "cpu_cores": os.cpu_count()}
-    passed: dict[str, bool] = {}
+    return parser.parse_args()
 
-    @stage(report, "device_choice")
-    def _() -> dict:
-        reason = unusable_reason(kind)
-        auto = str(load_model("default", "auto").device)
-        asked = load_model("default", device)
-        chosen = str(asked.device)
-        passed["auto_picks_a_gpu"] = auto != "cpu" or device == "cpu"
-        work = Path(tempfile.mkdtemp())
-        try:
-            (work / "in").mkdir()
-            Image.fromarray(photo_like(64, 80, 0)).save(work / "in" / "a.png")
-            said = subprocess.run([sys.executable, "-m", "upscale", "dir", str(work / "in"), str(work / "out")],
-                                  capture_output=True, text=True, timeout=300)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        line = next((x for x in said.stderr.splitlines() if x.startswith("model ")), said.stderr[-300:])
-        passed["auto_says_it"] = f"on {auto}" in line
-        return {"unusable_reason": reason, "auto": auto, "asked": chosen, "note": asked.note, "dir_says": line}
 
-    @stage(report, "agreement")
-    def _() -> dict:
-        rows = {}
-        image = photo_like(*sizes[0], 1)
-        for name in [n for n in bundled_models() if not n.startswith("bicubic")]:
-            bound = 2 / 255 if name.endswith("fp16") else 1 / 255
-            cpu, gpu = load_model(name, "cpu"), load_model(name, device)
-            worst = 0.0
-            for tile in (0, 128):
-                opts = UpscaleOptions(tile=tile, batch_size=4)
-                a = upscale_picture(cpu, Picture(image), opts).pixels.astype(np.float32)
-                b = upscale_picture(gpu, Picture(image), opts).pixels.astype(np.float32)
-                worst = max(worst, float(np.abs(a - b).max()) / 255)
-            rows[name] = {"max_abs": round(worst, 5), "bound": round(bound, 5), "ok": worst <= bound + 1e-9,
-                          "ran": gpu.path.stem, "note": gpu.note}
-            passed[f"agree_{name}"] = rows[name]["ok"]
-        return rows
-
-    @stage(report, "compute_mp_s")
-    def _() -> dict:
-        rows = {}
-        tiles = [128, 256] if args.quick else [256, 512, 1024]
-        batches = [1, 4] if args.quick else [1, 4, 8, 16]
-        for name in ("repsr-x2", "repsr-x2-fp16", "repsr-x4", "repsr-x4-fp16"):
-            model = load_model(name, device)
-            for tile in tiles:
-                for batch in batches:
-                    if tile * tile * batch > 1024 * 1024 * 16:
-                        continue
-                    x = np.random.default_rng(0).random((batch, 3, tile, tile), dtype=np.float32)
-                    rows[f"{name} tile {tile} batch {batch}"] = rate(model, x, 2 if args.quick else 5)
-        return rows
-
+def main() -> int:
+    args = parse_args()
+    check = Check(args, parse_device(args.device)[0], [(120, 160), (200, 240)] if args.quick else SIZES,
+                  {"device": args.device, "cpu_cores": os.cpu_count()})
+    for name, fn in (("device_choice", device_choice), ("agreement", agreement), ("compute_mp_s", compute_mp_s)):
+        stage(check.report, name)(lambda fn=fn: fn(check))
     work = Path(tempfile.mkdtemp())
-    count = 4 if args.quick else args.count
-    inputs = work / "in"
-    inputs.mkdir()
-    for i in range(count):
-        h, w = sizes[i % len(sizes)]
-        Image.fromarray(photo_like(h, w, i)).save(inputs / f"{i:03d}.png", compress_level=1)
-    megapixels_out = sum(Image.open(p).size[0] * Image.open(p).size[1] for p in inputs.iterdir()) * 4 / 1e6
-    workers = IOWorkers.for_device(kind)
-
-    @stage(report, "end_to_end")
-    def _() -> dict:
-        rows = {"images": count, "output_mp": round(megapixels_out, 1), "pools": vars(workers)}
-        for label, extra in (("png_default", []), ("jpeg", ["--format", "jpg"])):
-            out = work / f"out-{label}"
-            with GpuBusy() as busy:
-                start = time.perf_counter()
-                subprocess.run([sys.executable, "-m", "upscale", "dir", str(inputs), str(out), "--device", device,
-                                "-q", *extra], check=True, timeout=1800)
-                seconds = time.perf_counter() - start
-            rows[label] = {"seconds": round(seconds, 2), "images_s": round(count / seconds, 3),
-                           "output_mp_s": round(megapixels_out / seconds, 2), "gpu_busy": busy.fraction}
-        return rows
-
-    @stage(report, "io_floor")
-    def _() -> dict:
-        paths = sorted(inputs.iterdir())
-        model = load_model("default", device)
-        rows = {}
-        for label, fmt in (("png_default", "PNG"), ("jpeg", "JPEG")):
-            out = work / f"floor-{label}"
-            out.mkdir()
-
-            def one(path: Path, fmt: str = fmt, out: Path = out) -> None:
-                picture = read_image(path)
-                big = Picture(np.repeat(np.repeat(picture.pixels, 2, 0), 2, 1))  # output-sized, no model
-                data, _ = encode(big, fmt)
-                write_atomic(out / (path.stem + (".png" if fmt == "PNG" else ".jpg")), data)
-
-            start = time.perf_counter()
-            with ThreadPoolExecutor(workers.decoders + workers.encoders) as pool:
-                list(pool.map(one, paths))
-            seconds = time.perf_counter() - start
-            rows[label] = {"seconds": round(seconds, 2), "images_s": round(count / seconds, 3)}
-            e2e = report.get("end_to_end", {})
-            if isinstance(e2e, dict) and label in e2e:
-                rows[label]["pipeline_fraction_of_floor"] = round(seconds / e2e[label]["seconds"], 3)
-        del model
-        return rows
-
-    def against_upscale_dir(seconds: float) -> dict:
-        """A peer's seconds and images/s, and how many times `upscale dir` (PNG, end to end) was faster."""
-        rows = {"seconds": round(seconds, 2), "images_s": round(count / seconds, 3)}
-        e2e = report.get("end_to_end", {})
-        if isinstance(e2e, dict) and "png_default" in e2e:
-            rows["upscale_dir_speedup"] = round(seconds / e2e["png_default"]["seconds"], 2)
-        return rows
-
-    @stage(report, "simple_ort_loop")
-    def _() -> dict:
-        from upscale.registry import resolve_model_path
-
-        out = work / "out-simple"
-        start = time.perf_counter()
-        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "simple_ort_loop.py"),
-                        str(resolve_model_path("default")), str(inputs), str(out), "--device",
-                        kind], check=True, timeout=3600)
-        return against_upscale_dir(time.perf_counter() - start)
-
-    @stage(report, "pytorch_eager")
-    def _() -> dict:
-        if kind not in ("cuda", "cpu"):
-            return {"skipped": "PyTorch eager runs on CUDA or the CPU only"}
-        import torch
-        from upscale.train.checkpoint import load_checkpoint, model_from_checkpoint
-
-        net = model_from_checkpoint(load_checkpoint(args.checkpoint)).eval().to(device)
-        out = work / "out-torch"
-        out.mkdir()
-        start = time.perf_counter()
-        for path in sorted(inputs.iterdir()):
-            x = torch.from_numpy(np.asarray(Image.open(path).convert("RGB")).transpose(2, 0, 1).copy())
-            with torch.no_grad():
-                y = net(x[None].to(device).float().div(255))[0].clamp(0, 1).mul(255).round().byte()
-            Image.fromarray(y.permute(1, 2, 0).cpu().numpy()).save(out / path.name)  # Pillow's default level
-        return against_upscale_dir(time.perf_counter() - start)
-
-    shutil.rmtree(work, ignore_errors=True)
-    report["passed"] = passed
-    report["ok"] = bool(passed) and all(passed.values())
-    text = json.dumps(report, indent=2)
+    try:
+        write_photos(check, work)
+        for name, fn in (("end_to_end", end_to_end), ("io_floor", io_floor), ("simple_ort_loop", simple_ort_loop),
+                         ("pytorch_eager", pytorch_eager)):
+            stage(check.report, name)(lambda fn=fn: fn(check, work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    check.report["passed"] = check.passed
+    check.report["ok"] = bool(check.passed) and all(check.passed.values())
+    text = json.dumps(check.report, indent=2)
     if args.json_out:
         args.json_out.write_text(text)
     print(text)
-    return 0 if report["ok"] else 1
+    return 0 if check.report["ok"] else 1
 
 
 if __name__ == "__main__":
