@@ -24,7 +24,7 @@ from upscale.model import padded_side
 
 from .graph import lower_for_onnxruntime
 from .graph import strip_node_metadata as _strip
-from .parity import Parity, engine_shapes, first_line, measure_parity
+from .parity import Parity, engine_shapes, measure_parity, short_reason
 from .patches import export_friendly
 from .receptive_field import Tiling, receptive_field, tiling_verdict
 
@@ -87,7 +87,7 @@ def _convert(model: ThirdParty, lowered: nn.Module, fp16: bool) -> Conversion:
                 side = padded_side(max(PROBE_SIZE, model.min_size), multiple)
                 example = torch.rand(1, 3, side, side + 2 * multiple)
                 proto = _strip(trace(lowered, example.half() if fp16 else example, dynamo,
-                                                     multiple=multiple, batch_one=batch_one))
+                                     multiple=multiple, batch_one=batch_one))
                 field = receptive_field(proto, candidate, side)
                 shapes = engine_shapes(candidate, field.overlap)
                 parity = measure_parity(proto.SerializeToString(), model.module, shapes, fp16,
@@ -98,7 +98,7 @@ def _convert(model: ThirdParty, lowered: nn.Module, fp16: bool) -> Conversion:
                 # more shapes: tiles of 48 and up, a whole picture
                 tiling = tiling_verdict(proto, candidate, field, batch_one=batch_one)
             except Exception as exc:  # exporters and graphs fail in many ways; the next attempt may not
-                reasons.append(f"{label}: {first_line(exc)[:160]}")
+                reasons.append(f"{label}: {short_reason(exc)[:160]}")
                 continue
             padded = "" if multiple == model.multiple_of else \
                 f", padded to multiples of {multiple} (the graph's shape arithmetic needs it)"
@@ -118,7 +118,7 @@ def _convert(model: ThirdParty, lowered: nn.Module, fp16: bool) -> Conversion:
         tiling = tiling_verdict(proto, model, field, window)
     except Exception as exc:  # the fallback fails for its own reasons
         raise TrainingError(f"{model.architecture} does not convert: {why}; fixed {window}x{window}: "
-                            f"{first_line(exc)[:160]}") from None
+                            f"{short_reason(exc)[:160]}") from None
     shapes = f"fixed {window}x{window} windows, each tile padded to it (no dynamic graph: {why[:300]})"
     return Conversion(proto, "TorchScript, fixed window", parity, tiling, window, shapes, model.multiple_of)
 

@@ -86,7 +86,7 @@ def measure_parity(data: bytes, reference: nn.Module, shapes: list[tuple[int, in
             got = run(x)
             alone = [run(x[i:i + 1]) for i in range(len(x))] if len(x) > 1 else [got]
         except Exception as exc:  # onnxruntime's Fail/RuntimeException: the graph cannot run at this shape
-            raise ValueError(f"fails at {h}x{w} inputs ({first_line(exc)})") from None
+            raise ValueError(f"fails at {h}x{w} inputs ({short_reason(exc)})") from None
         mixed = float(np.abs(got - np.concatenate(alone)).max())
         if mixed > BATCH_NOISE:
             raise ValueError(f"mixes the images of a batch ({mixed:.1e} from each run alone, at {h}x{w})")
@@ -101,8 +101,9 @@ def measure_parity(data: bytes, reference: nn.Module, shapes: list[tuple[int, in
     return Parity(worst, total / max(count, 1), worst_abs, len(shapes))
 
 
-def first_line(exc: BaseException) -> str:
-    """An exception in one line: onnxruntime's own message where it wraps one."""
+def short_reason(exc: BaseException) -> str:
+    """Why an export or a graph failed, in one line for `convert`'s list of attempts: onnxruntime's own message
+    where it wraps one (no type name, unlike `upscale.errors.first_line`, which reports the unexpected)."""
     text = str(exc).strip()
     line = text.splitlines()[0] if text else type(exc).__name__
     return line if "Status Message:" not in text else text.split("Status Message:")[-1].strip().splitlines()[0]
