@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,20 +58,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SIZES = [(1080, 1920), (1536, 2048), (2448, 3264), (3000, 4000)]  # 2, 3, 8 and 12 MP
 
 
-def stage(report: dict, name: str):
-    """Decorator: run a stage, store its result or its error under ``name``, never raise."""
-
-    def wrap(fn):
-        start = time.perf_counter()
-        try:
-            report[name] = fn()
-        except Exception as exc:  # a broken stage must not cost the rest of the device call
-            report[name] = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()[-2000:]}
-        report[name + "_seconds"] = round(time.perf_counter() - start, 2)
-        print(f"[{name}] {json.dumps(report[name])[:2000]}", flush=True)
-        return fn
-
-    return wrap
+def run_stage(report: dict, name: str, fn: Callable[[], dict]) -> None:
+    """Run a stage, store its result or its error under ``name``, never raise."""
+    start = time.perf_counter()
+    try:
+        report[name] = fn()
+    except Exception as exc:  # a broken stage must not cost the rest of the device call
+        report[name] = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()[-2000:]}
+    report[name + "_seconds"] = round(time.perf_counter() - start, 2)
+    print(f"[{name}] {json.dumps(report[name])[:2000]}", flush=True)
 
 
 class GpuBusy:
@@ -201,7 +197,7 @@ def write_photos(check: Check, work: Path) -> None:
     for i in range(check.count):
         h, w = check.sizes[i % len(check.sizes)]
         Image.fromarray(photo_like(h, w, i)).save(check.inputs / f"{i:03d}.png", compress_level=1)
-    check.megapixels_out = sum(Image.open(p).size[0] * Image.open(p).size[1] for p in check.inputs.iterdir()) * 4 / 1e6
+        check.megapixels_out += h * w * 4 / 1e6
 
 
 def end_to_end(check: Check, work: Path) -> dict:
@@ -291,13 +287,13 @@ def main() -> int:
     check = Check(args, parse_device(args.device)[0], [(120, 160), (200, 240)] if args.quick else SIZES,
                   {"device": args.device, "cpu_cores": os.cpu_count()})
     for name, fn in (("device_choice", device_choice), ("agreement", agreement), ("compute_mp_s", compute_mp_s)):
-        stage(check.report, name)(lambda fn=fn: fn(check))
+        run_stage(check.report, name, lambda fn=fn: fn(check))
     work = Path(tempfile.mkdtemp())
     try:
         write_photos(check, work)
         for name, fn in (("end_to_end", end_to_end), ("io_floor", io_floor), ("simple_ort_loop", simple_ort_loop),
                          ("pytorch_eager", pytorch_eager)):
-            stage(check.report, name)(lambda fn=fn: fn(check, work))
+            run_stage(check.report, name, lambda fn=fn: fn(check, work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     check.report["passed"] = check.passed
